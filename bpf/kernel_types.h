@@ -1,0 +1,75 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The few kernel types the programs read, declared by hand for CO-RE.
+ *
+ * Field offsets are not taken from here: every struct is marked
+ * preserve_access_index, so libbpf relocates each access against the running
+ * kernel's BTF at load time. Only the names and types of the fields used must
+ * match. This keeps the build independent of the build host's kernel (see
+ * --with-vmlinux-h in configure for the alternative).
+ */
+#ifndef TCPCONNLAT_KERNEL_TYPES_H
+#define TCPCONNLAT_KERNEL_TYPES_H
+
+typedef unsigned char __u8;
+typedef signed char __s8;
+typedef unsigned short __u16;
+typedef short __s16;
+typedef unsigned int __u32;
+typedef int __s32;
+typedef unsigned long long __u64;
+typedef long long __s64;
+typedef __u16 __be16;
+typedef __u32 __be32;
+typedef __u32 __wsum;
+typedef _Bool bool;
+#define true 1
+#define false 0
+
+/* uapi constants (stable ABI) used by the map definitions */
+enum {
+  BPF_MAP_TYPE_HASH = 1,
+  BPF_MAP_TYPE_PERCPU_HASH = 5,
+  BPF_MAP_TYPE_PERCPU_ARRAY = 6,
+  BPF_MAP_TYPE_RINGBUF = 27,
+};
+enum {
+  BPF_ANY = 0,
+  BPF_NOEXIST = 1,
+  BPF_EXIST = 2,
+};
+enum {
+  BPF_F_NO_PREALLOC = 1,
+};
+
+#pragma clang attribute push(__attribute__((preserve_access_index)), apply_to = record)
+
+struct sock_common {
+  unsigned short skc_family;
+};
+
+struct sock {
+  struct sock_common __sk_common;
+  int sk_err;
+  __u16 sk_protocol;
+};
+
+struct trace_entry {
+  unsigned short type;
+};
+
+/* The classic tracepoint's record: /sys/kernel/tracing/events/sock/inet_sock_set_state/format */
+struct trace_event_raw_inet_sock_set_state {
+  struct trace_entry ent;
+  const void *skaddr;
+  int oldstate;
+  int newstate;
+  __u16 sport;
+  __u16 dport;
+  __u16 family;
+  __u16 protocol;
+};
+
+#pragma clang attribute pop
+
+#endif /* TCPCONNLAT_KERNEL_TYPES_H */

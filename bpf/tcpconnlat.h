@@ -1,0 +1,110 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Shared between the BPF programs (bpf/tcpconnlat.bpf.c) and the plugin
+ * (src/). Only fixed-width types, constants and one pure function live here,
+ * so that both sides agree on map layouts and on bucket boundaries.
+ */
+#ifndef TCPCONNLAT_SHARED_H
+#define TCPCONNLAT_SHARED_H
+
+/*
+ * Log-linear histogram over nanoseconds.
+ *
+ * Values below 2^TCL_GROUPING_POWER get one bucket each. Above that, every
+ * power of two [2^h, 2^(h+1)) is split into 2^TCL_GROUPING_POWER equal
+ * sub-buckets, so no bucket is wider than 1/32 of its lower edge. Values at
+ * or above 2^TCL_MAX_POWER ns (about 137 s) land in the last bucket.
+ */
+#define TCL_GROUPING_POWER 5
+#define TCL_SUB_BUCKETS (1u << TCL_GROUPING_POWER)
+#define TCL_MAX_POWER 37
+#define TCL_NBUCKETS ((TCL_MAX_POWER - TCL_GROUPING_POWER + 1) * TCL_SUB_BUCKETS)
+
+/* Why a connect that started did not reach ESTABLISHED. */
+enum tcl_reason {
+  TCL_REASON_REFUSED = 0,
+  TCL_REASON_TIMEOUT,
+  TCL_REASON_UNREACHABLE,
+  TCL_REASON_ABORTED,
+  TCL_REASON_OTHER,
+  TCL_NREASONS,
+};
+
+/*
+ * Slots of one series in the stats map: histogram buckets first, then one
+ * counter per failure reason.
+ */
+#define TCL_SLOT_FAILURE_BASE TCL_NBUCKETS
+#define TCL_NSLOTS (TCL_NBUCKETS + TCL_NREASONS)
+
+/* The host-wide series. */
+#define TCL_SERIES_ALL 0
+
+struct tcl_stats_key {
+  __u32 series;
+  __u32 slot;
+};
+
+/* Per-CPU, cumulative since the map was created; never reset. */
+struct tcl_stats_value {
+  __u64 count;
+  __u64 sum_ns; /* latency sum; only for histogram slots */
+};
+
+/* What the kernel remembers between CLOSE->SYN_SENT and the outcome. */
+struct tcl_inflight {
+  __u64 start_ns;
+  __u64 cgroup_id;
+  __u32 tgid;
+  __u32 uid;
+  char comm[16];
+};
+
+/* Per-CPU event counters, cumulative. */
+struct tcl_counters {
+  __u64 started;   /* connects remembered in the in-flight map */
+  __u64 completed; /* outcomes matched with a remembered start */
+  __u64 dropped;   /* starts not remembered: the in-flight map was full */
+  __u64 unmatched; /* outcomes with no start (the socket predates us, or dropped) */
+  __u64 stats_full; /* outcomes lost because the stats map was full */
+};
+
+/* floor(log2(v)) for v > 0, without loops (the BPF target has no clz). */
+static inline __u32 tcl_log2(__u64 v)
+{
+  __u32 r = 0, shift;
+
+  shift = (v > 0xFFFFFFFFULL) << 5;
+  v >>= shift;
+  r |= shift;
+  shift = (v > 0xFFFF) << 4;
+  v >>= shift;
+  r |= shift;
+  shift = (v > 0xFF) << 3;
+  v >>= shift;
+  r |= shift;
+  shift = (v > 0xF) << 2;
+  v >>= shift;
+  r |= shift;
+  shift = (v > 0x3) << 1;
+  v >>= shift;
+  r |= shift;
+  r |= (__u32)(v >> 1);
+  return r;
+}
+
+/* Histogram bucket of a latency in nanoseconds. */
+static inline __u32 tcl_bucket_index(__u64 ns)
+{
+  __u32 h;
+
+  if (ns < 2 * TCL_SUB_BUCKETS)
+    return (__u32)ns;
+  h = tcl_log2(ns);
+  if (h >= TCL_MAX_POWER)
+    return TCL_NBUCKETS - 1;
+  return (h - TCL_GROUPING_POWER) * TCL_SUB_BUCKETS +
+         (__u32)(ns >> (h - TCL_GROUPING_POWER));
+}
+
+#endif /* TCPCONNLAT_SHARED_H */

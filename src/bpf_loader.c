@@ -1,0 +1,249 @@
+/* SPDX-License-Identifier: MIT */
+#include "collectd.h"
+
+#include "plugin.h"
+#include "utils/common/common.h"
+
+#include "bpf_loader.h"
+
+#include <bpf/bpf.h>
+#include <bpf/libbpf.h>
+
+#include "tcpconnlat.skel.h"
+
+#define TCL_KERNEL_BTF "/sys/kernel/btf/vmlinux"
+
+static const char *const tcl_tracefs_event_dirs[] = {
+    "/sys/kernel/tracing/events/sock/inet_sock_set_state",
+    "/sys/kernel/debug/tracing/events/sock/inet_sock_set_state",
+};
+
+static bool tcl_libbpf_verbose;
+static libbpf_print_fn_t tcl_libbpf_previous;
+static bool tcl_libbpf_routed;
+
+static int tcl_libbpf_print(enum libbpf_print_level level, const char *format,
+                            va_list ap)
+{
+  char msg[1024];
+  size_t len;
+  int severity = LOG_DEBUG;
+
+  if (tcl_libbpf_verbose) {
+    if (level == LIBBPF_WARN)
+      severity = LOG_WARNING;
+    else if (level == LIBBPF_INFO)
+      severity = LOG_INFO;
+  }
+  vsnprintf(msg, sizeof(msg), format, ap);
+  len = strlen(msg);
+  while (len > 0 && (msg[len - 1] == '\n' || msg[len - 1] == '\r'))
+    msg[--len] = '\0';
+  if (len > 0)
+    plugin_log(severity, "tcpconnlat plugin: libbpf: %s", msg);
+  return 0;
+}
+
+void tcl_bpf_log_to_collectd(bool verbose)
+{
+  tcl_libbpf_verbose = verbose;
+  if (!tcl_libbpf_routed) {
+    tcl_libbpf_previous = libbpf_set_print(tcl_libbpf_print);
+    tcl_libbpf_routed = true;
+  }
+}
+
+void tcl_bpf_log_restore(void)
+{
+  if (tcl_libbpf_routed) {
+    libbpf_set_print(tcl_libbpf_previous);
+    tcl_libbpf_routed = false;
+  }
+}
+
+static bool tcl_tracefs_has_event(void)
+{
+  for (size_t i = 0; i < STATIC_ARRAY_SIZE(tcl_tracefs_event_dirs); i++)
+    if (access(tcl_tracefs_event_dirs[i], F_OK) == 0)
+      return true;
+  return false;
+}
+
+/* Can this process create BPF maps at all? Tells privilege apart from
+ * program-type trouble, which both surface as EPERM. */
+static int tcl_bpf_probe_privilege(void)
+{
+  int fd = bpf_map_create(BPF_MAP_TYPE_ARRAY, "tcl_probe", sizeof(__u32),
+                          sizeof(__u32), 1, NULL);
+  if (fd < 0)
+    return errno ? errno : EPERM;
+  close(fd);
+  return 0;
+}
+
+/* One attempt with one attach mode. On failure *stage says where. */
+static int tcl_bpf_try(const tcl_conf_t *conf, tcl_attach_mode_t mode,
+                       tcl_bpf_t *bpf, const char **stage)
+{
+  LIBBPF_OPTS(bpf_object_open_opts, opts);
+  struct tcpconnlat_bpf *skel;
+  struct bpf_program *prog;
+  struct bpf_link *link;
+  int err;
+
+  if (conf->btf_path[0] != '\0')
+    opts.btf_custom_path = conf->btf_path;
+
+  *stage = "open";
+  skel = tcpconnlat_bpf__open_opts(&opts);
+  if (skel == NULL)
+    return errno ? errno : EINVAL;
+
+  *stage = "size";
+  err = bpf_map__set_max_entries(skel->maps.inflight, conf->max_inflight);
+  if (err == 0)
+    err = bpf_map__set_max_entries(skel->maps.stats, TCL_NSLOTS);
+  if (err == 0)
+    err = bpf_program__set_autoload(skel->progs.tcl_tp_btf,
+                                    mode == TCL_ATTACH_TP_BTF);
+  if (err == 0)
+    err = bpf_program__set_autoload(skel->progs.tcl_tracepoint,
+                                    mode == TCL_ATTACH_TRACEPOINT);
+  if (err != 0)
+    goto fail;
+
+  *stage = "load";
+  err = tcpconnlat_bpf__load(skel);
+  if (err != 0)
+    goto fail;
+
+  *stage = "attach";
+  prog = mode == TCL_ATTACH_TP_BTF ? skel->progs.tcl_tp_btf
+                                   : skel->progs.tcl_tracepoint;
+  link = bpf_program__attach(prog);
+  if (link == NULL) {
+    err = -errno;
+    goto fail;
+  }
+  /* Kept in the skeleton so that destroy detaches it. */
+  if (mode == TCL_ATTACH_TP_BTF)
+    skel->links.tcl_tp_btf = link;
+  else
+    skel->links.tcl_tracepoint = link;
+
+  bpf->skel = skel;
+  bpf->mode = mode;
+  bpf->stats_fd = bpf_map__fd(skel->maps.stats);
+  bpf->counters_fd = bpf_map__fd(skel->maps.counters);
+  return 0;
+
+fail:
+  tcpconnlat_bpf__destroy(skel);
+  return err < 0 ? -err : (err ? err : EINVAL);
+}
+
+/* One sentence for a failed attempt: what is missing and what to do. */
+static void tcl_bpf_explain(const tcl_conf_t *conf, tcl_attach_mode_t mode,
+                            const char *stage, int err, char *buf, size_t len)
+{
+  const char *what = mode == TCL_ATTACH_TP_BTF
+                         ? "the BTF raw tracepoint (tp_btf)"
+                         : "the classic tracepoint sock:inet_sock_set_state";
+
+  if (mode == TCL_ATTACH_TRACEPOINT && strcmp(stage, "attach") == 0 &&
+      !tcl_tracefs_has_event()) {
+    snprintf(buf, len,
+             "the classic tracepoint needs tracefs, which is not mounted: run "
+             "\"mount -t tracefs nodev /sys/kernel/tracing\" or use "
+             "AttachMode \"tp_btf\"");
+    return;
+  }
+  if (strcmp(stage, "load") == 0 && (err == ENOMEM || err == E2BIG)) {
+    snprintf(buf, len,
+             "the kernel could not create the BPF maps (MaxInflight %u): %s; "
+             "lower MaxInflight or raise collectd's locked-memory limit "
+             "(LimitMEMLOCK) or memory cgroup limit",
+             conf->max_inflight, strerror(err));
+    return;
+  }
+  if (strcmp(stage, "load") == 0 &&
+      (err == EACCES || err == EINVAL || err == EPERM)) {
+    snprintf(buf, len,
+             "the kernel rejected %s (%s); set \"Verbose true\" to log the "
+             "verifier's reasons",
+             what, strerror(err));
+    return;
+  }
+  if (strcmp(stage, "open") == 0) {
+    snprintf(buf, len,
+             "the BPF object could not be prepared for this kernel (%s): "
+             "check that the kernel BTF%s%.300s matches the running kernel",
+             strerror(err), conf->btf_path[0] ? " at " : "",
+             conf->btf_path);
+    return;
+  }
+  snprintf(buf, len, "%s could not be %s (%s)", what,
+           strcmp(stage, "attach") == 0 ? "attached" : "loaded",
+           strerror(err));
+}
+
+int tcl_bpf_start(const tcl_conf_t *conf, tcl_bpf_t *bpf, char *errbuf,
+                  size_t errlen)
+{
+  tcl_attach_mode_t modes[2];
+  size_t nmodes = 0;
+  const char *btf = conf->btf_path[0] ? conf->btf_path : TCL_KERNEL_BTF;
+  char reason[512] = "";
+  int err;
+
+  memset(bpf, 0, sizeof(*bpf));
+  bpf->stats_fd = bpf->counters_fd = -1;
+
+  if (access(btf, R_OK) != 0) {
+    snprintf(errbuf, errlen,
+             "kernel BTF is missing (%s: %s): use a kernel built with "
+             "CONFIG_DEBUG_INFO_BTF=y, or set BtfPath to a BTF file that "
+             "describes this kernel",
+             btf, STRERRNO);
+    return ENOENT;
+  }
+
+  err = tcl_bpf_probe_privilege();
+  if (err != 0) {
+    snprintf(errbuf, errlen,
+             "not permitted to use BPF (%s): run collectd as root, or grant "
+             "it CAP_BPF and CAP_PERFMON (CAP_SYS_ADMIN on kernels before "
+             "5.8)",
+             strerror(err));
+    return err;
+  }
+
+  if (conf->attach_mode == TCL_ATTACH_AUTO) {
+    modes[nmodes++] = TCL_ATTACH_TP_BTF;
+    modes[nmodes++] = TCL_ATTACH_TRACEPOINT;
+  } else {
+    modes[nmodes++] = conf->attach_mode;
+  }
+
+  for (size_t i = 0; i < nmodes; i++) {
+    const char *stage = "";
+
+    err = tcl_bpf_try(conf, modes[i], bpf, &stage);
+    if (err == 0)
+      return 0;
+    tcl_bpf_explain(conf, modes[i], stage, err, reason, sizeof(reason));
+    if (i + 1 < nmodes)
+      INFO("tcpconnlat plugin: %s; trying %s next.", reason,
+           tcl_attach_mode_name(modes[i + 1]));
+  }
+  sstrncpy(errbuf, reason, errlen);
+  return err;
+}
+
+void tcl_bpf_stop(tcl_bpf_t *bpf)
+{
+  if (bpf->skel != NULL)
+    tcpconnlat_bpf__destroy(bpf->skel);
+  bpf->skel = NULL;
+  bpf->stats_fd = bpf->counters_fd = -1;
+}

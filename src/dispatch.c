@@ -1,0 +1,130 @@
+/* SPDX-License-Identifier: MIT */
+#include "collectd.h"
+
+#include "plugin.h"
+#include "utils/common/common.h"
+
+#include "dispatch.h"
+
+#include <math.h>
+
+static const char *const tcl_reason_names[TCL_NREASONS] = {
+    [TCL_REASON_REFUSED] = "refused",
+    [TCL_REASON_TIMEOUT] = "timeout",
+    [TCL_REASON_UNREACHABLE] = "unreachable",
+    [TCL_REASON_ABORTED] = "aborted",
+    [TCL_REASON_OTHER] = "other",
+};
+
+static void tcl_submit(const char *instance, const char *type,
+                       const char *type_instance, value_t value)
+{
+  value_list_t vl = VALUE_LIST_INIT;
+
+  vl.values = &value;
+  vl.values_len = 1;
+  sstrncpy(vl.plugin, "tcpconnlat", sizeof(vl.plugin));
+  sstrncpy(vl.plugin_instance, instance, sizeof(vl.plugin_instance));
+  sstrncpy(vl.type, type, sizeof(vl.type));
+  sstrncpy(vl.type_instance, type_instance, sizeof(vl.type_instance));
+  plugin_dispatch_values(&vl);
+}
+
+static void tcl_submit_seconds(const char *instance, const char *type_instance,
+                               double ns)
+{
+  tcl_submit(instance, "latency", type_instance,
+             (value_t){.gauge = isnan(ns) ? NAN : ns / 1e9});
+}
+
+/* Number of leading entries that are histogram buckets. */
+static size_t tcl_histogram_len(const tcl_entry_t *e, size_t n)
+{
+  size_t i = 0;
+
+  while (i < n && e[i].slot < TCL_NBUCKETS)
+    i++;
+  return i;
+}
+
+/* Edges print in seconds with %g, as collectd's tail plugin does. */
+static void tcl_bucket_name(const tcl_range_t *r, char *buf, size_t len)
+{
+  if (r->hi_ns == UINT64_MAX)
+    snprintf(buf, len, "latency-%g_inf", (double)r->lo_ns / 1e9);
+  else
+    snprintf(buf, len, "latency-%g_%g", (double)r->lo_ns / 1e9,
+             (double)r->hi_ns / 1e9);
+}
+
+void tcl_dispatch_series(const tcl_conf_t *conf, const char *instance,
+                         const tcl_entry_t *delta, size_t ndelta,
+                         const tcl_entry_t *cum, size_t ncum,
+                         double interval_s)
+{
+  size_t nhist = tcl_histogram_len(delta, ndelta);
+  size_t ncumhist = tcl_histogram_len(cum, ncum);
+  uint64_t established = 0, interval_count = 0, interval_sum = 0;
+  char name[DATA_MAX_NAME_LEN];
+
+  for (size_t i = 0; i < nhist; i++) {
+    interval_count += delta[i].count;
+    interval_sum += delta[i].sum_ns;
+  }
+
+  if (conf->report_percentiles) {
+    for (size_t i = 0; i < conf->percentiles_num; i++) {
+      snprintf(name, sizeof(name), "percentile-%g", conf->percentiles[i]);
+      tcl_submit_seconds(instance, name,
+                         tcl_hist_percentile(delta, nhist,
+                                             conf->percentiles[i]));
+    }
+    tcl_submit_seconds(instance, "average",
+                       interval_count ? (double)interval_sum /
+                                            (double)interval_count
+                                      : NAN);
+    tcl_submit_seconds(instance, "max", tcl_hist_max(delta, nhist));
+  }
+
+  if (conf->report_buckets) {
+    uint64_t counts[TCL_MAX_BUCKETS];
+
+    tcl_hist_ranges(delta, nhist, conf->buckets, conf->buckets_num, counts);
+    for (size_t i = 0; i < conf->buckets_num; i++) {
+      tcl_bucket_name(&conf->buckets[i], name, sizeof(name));
+      tcl_submit(instance, "bucket", name,
+                 (value_t){.gauge = (double)counts[i] / interval_s});
+    }
+  }
+
+  for (size_t i = 0; i < ncumhist; i++)
+    established += cum[i].count;
+  tcl_submit(instance, "total_connections", "established",
+             (value_t){.derive = (derive_t)established});
+
+  if (conf->report_failures) {
+    uint64_t failures[TCL_NREASONS] = {0};
+
+    for (size_t i = ncumhist; i < ncum; i++) {
+      uint32_t reason = cum[i].slot - TCL_SLOT_FAILURE_BASE;
+      if (reason < TCL_NREASONS)
+        failures[reason] += cum[i].count;
+    }
+    for (size_t r = 0; r < TCL_NREASONS; r++)
+      tcl_submit(instance, "total_connections", tcl_reason_names[r],
+                 (value_t){.derive = (derive_t)failures[r]});
+  }
+}
+
+void tcl_dispatch_self(const struct tcl_counters *c)
+{
+  uint64_t inflight = c->started > c->completed ? c->started - c->completed : 0;
+
+  tcl_submit("self", "gauge", "inflight", (value_t){.gauge = (double)inflight});
+  tcl_submit("self", "derive", "inflight_dropped",
+             (value_t){.derive = (derive_t)c->dropped});
+  tcl_submit("self", "derive", "unmatched",
+             (value_t){.derive = (derive_t)c->unmatched});
+  tcl_submit("self", "derive", "stats_dropped",
+             (value_t){.derive = (derive_t)c->stats_full});
+}

@@ -1,0 +1,21 @@
+/* SPDX-License-Identifier: MIT */
+/* Turning one interval's figures into collectd value lists. */
+#ifndef TCPCONNLAT_DISPATCH_H
+#define TCPCONNLAT_DISPATCH_H
+
+#include "conf.h"
+#include "histogram.h"
+
+/*
+ * One series: delta[] holds this interval's growth and cum[] the cumulative
+ * totals of the same series, both sorted by slot.
+ */
+void tcl_dispatch_series(const tcl_conf_t *conf, const char *instance,
+                         const tcl_entry_t *delta, size_t ndelta,
+                         const tcl_entry_t *cum, size_t ncum,
+                         double interval_s);
+
+/* The plugin's own health: plugin instance "self". */
+void tcl_dispatch_self(const struct tcl_counters *counters);
+
+#endif /* TCPCONNLAT_DISPATCH_H */

@@ -1,0 +1,169 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * tcpconnlat: a collectd plugin measuring TCP connect latency with eBPF.
+ *
+ * The plugin's life: config (config.c) -> init loads and attaches the BPF
+ * programs (bpf_loader.c) -> every interval read drains the cumulative
+ * per-CPU maps (drain.c), subtracts the previous snapshot (snapshot.c) and
+ * dispatches percentiles, buckets and totals (histogram.c, dispatch.c) ->
+ * shutdown frees everything.
+ */
+#include "collectd.h"
+
+#include "plugin.h"
+#include "utils/common/common.h"
+
+#include "bpf_loader.h"
+#include "conf.h"
+#include "dispatch.h"
+#include "drain.h"
+#include "histogram.h"
+
+static tcl_conf_t conf;
+static bool conf_initialized;
+
+static tcl_bpf_t tcl_bpf;
+static tcl_drain_t tcl_drain;
+static tcl_snapshot_t tcl_prev, tcl_cur, tcl_delta;
+static bool tcl_running;
+
+static void tcl_conf_ensure(void)
+{
+  if (!conf_initialized) {
+    tcl_conf_init(&conf);
+    conf_initialized = true;
+  }
+}
+
+static int tcpconnlat_config(oconfig_item_t *ci)
+{
+  tcl_conf_ensure();
+  return tcl_conf_parse(&conf, ci);
+}
+
+static void tcpconnlat_cleanup(void)
+{
+  tcl_bpf_stop(&tcl_bpf);
+  tcl_drain_free(&tcl_drain);
+  tcl_snapshot_free(&tcl_prev);
+  tcl_snapshot_free(&tcl_cur);
+  tcl_snapshot_free(&tcl_delta);
+  tcl_bpf_log_restore();
+  tcl_running = false;
+}
+
+static int tcpconnlat_init(void)
+{
+  char reason[1024];
+  int status;
+
+  tcl_conf_ensure();
+  if (tcl_running)
+    return 0;
+  if (conf.error[0] != '\0') {
+    ERROR("tcpconnlat plugin: not starting because of the configuration "
+          "error above (%s)",
+          conf.error);
+    return -1;
+  }
+  tcl_conf_finish(&conf);
+  tcl_bpf_log_to_collectd(conf.verbose);
+
+  status = tcl_drain_init(&tcl_drain);
+  if (status != 0) {
+    ERROR("tcpconnlat plugin: cannot size the map buffers: %s",
+          strerror(status));
+    tcpconnlat_cleanup();
+    return -1;
+  }
+
+  status = tcl_bpf_start(&conf, &tcl_bpf, reason, sizeof(reason));
+  if (status != 0) {
+    ERROR("tcpconnlat plugin: not starting: %s.", reason);
+    tcpconnlat_cleanup();
+    return -1;
+  }
+
+  /* The maps are new; this first snapshot is the baseline of interval one. */
+  status = tcl_drain_stats(&tcl_drain, tcl_bpf.stats_fd, &tcl_prev);
+  if (status != 0) {
+    ERROR("tcpconnlat plugin: reading the stats map failed: %s",
+          strerror(status));
+    tcpconnlat_cleanup();
+    return -1;
+  }
+
+  tcl_running = true;
+  INFO("tcpconnlat plugin: measuring TCP connect latency through %s "
+       "(MaxInflight %u).",
+       tcl_bpf.mode == TCL_ATTACH_TP_BTF
+           ? "the BTF raw tracepoint (tp_btf) sock:inet_sock_set_state"
+           : "the classic tracepoint sock:inet_sock_set_state",
+       conf.max_inflight);
+  return 0;
+}
+
+/* [begin, end) of series `series` in a sorted snapshot. */
+static void tcl_series_range(const tcl_snapshot_t *s, uint32_t series,
+                             size_t *begin, size_t *end)
+{
+  size_t i = 0;
+
+  while (i < s->num && s->entries[i].series < series)
+    i++;
+  *begin = i;
+  while (i < s->num && s->entries[i].series == series)
+    i++;
+  *end = i;
+}
+
+static int tcpconnlat_read(void)
+{
+  struct tcl_counters counters;
+  tcl_snapshot_t swap;
+  size_t db, de, cb, ce;
+  double interval_s = CDTIME_T_TO_DOUBLE(plugin_get_interval());
+  int status;
+
+  if (!tcl_running)
+    return -1;
+
+  status = tcl_drain_stats(&tcl_drain, tcl_bpf.stats_fd, &tcl_cur);
+  if (status != 0) {
+    ERROR("tcpconnlat plugin: reading the stats map failed: %s",
+          strerror(status));
+    return -1;
+  }
+  status = tcl_snapshot_delta(&tcl_prev, &tcl_cur, &tcl_delta);
+  if (status != 0) {
+    ERROR("tcpconnlat plugin: %s", strerror(status));
+    return -1;
+  }
+
+  tcl_series_range(&tcl_delta, TCL_SERIES_ALL, &db, &de);
+  tcl_series_range(&tcl_cur, TCL_SERIES_ALL, &cb, &ce);
+  tcl_dispatch_series(&conf, "all", tcl_delta.entries + db, de - db,
+                      tcl_cur.entries + cb, ce - cb, interval_s);
+
+  if (tcl_drain_counters(&tcl_drain, tcl_bpf.counters_fd, &counters) == 0)
+    tcl_dispatch_self(&counters);
+
+  swap = tcl_prev;
+  tcl_prev = tcl_cur;
+  tcl_cur = swap;
+  return 0;
+}
+
+static int tcpconnlat_shutdown(void)
+{
+  tcpconnlat_cleanup();
+  return 0;
+}
+
+void module_register(void)
+{
+  plugin_register_complex_config("tcpconnlat", tcpconnlat_config);
+  plugin_register_init("tcpconnlat", tcpconnlat_init);
+  plugin_register_read("tcpconnlat", tcpconnlat_read);
+  plugin_register_shutdown("tcpconnlat", tcpconnlat_shutdown);
+}

@@ -1,0 +1,218 @@
+/* SPDX-License-Identifier: MIT */
+/* <Plugin tcpconnlat> parsing: defaults, good values, and every bad one. */
+#include "collectd.h"
+
+#include "plugin.h"
+
+#include "conf.h"
+#include "unit.h"
+
+extern char mock_last_log[1024];
+extern int mock_log_count;
+
+#define MAX_CHILDREN 16
+static oconfig_item_t children[MAX_CHILDREN];
+static oconfig_value_t values[MAX_CHILDREN][3];
+static int nchildren;
+
+static void reset(void)
+{
+  memset(children, 0, sizeof(children));
+  memset(values, 0, sizeof(values));
+  nchildren = 0;
+  mock_last_log[0] = '\0';
+}
+
+static oconfig_item_t *add(const char *key)
+{
+  oconfig_item_t *ci = &children[nchildren];
+  ci->key = (char *)key;
+  ci->values = values[nchildren];
+  nchildren++;
+  return ci;
+}
+
+static void num(oconfig_item_t *ci, double d)
+{
+  ci->values[ci->values_num].type = OCONFIG_TYPE_NUMBER;
+  ci->values[ci->values_num++].value.number = d;
+}
+
+static void str(oconfig_item_t *ci, const char *s)
+{
+  ci->values[ci->values_num].type = OCONFIG_TYPE_STRING;
+  ci->values[ci->values_num++].value.string = (char *)s;
+}
+
+static void boolean(oconfig_item_t *ci, bool b)
+{
+  ci->values[ci->values_num].type = OCONFIG_TYPE_BOOLEAN;
+  ci->values[ci->values_num++].value.boolean = b;
+}
+
+static void parse(tcl_conf_t *conf)
+{
+  oconfig_item_t block = {.key = "Plugin", .children = children,
+                          .children_num = nchildren};
+  tcl_conf_init(conf);
+  /* Never non-zero: collectd 5.12 would stop the whole daemon. */
+  CHECK(tcl_conf_parse(conf, &block) == 0);
+  tcl_conf_finish(conf);
+}
+
+static void test_defaults(void)
+{
+  tcl_conf_t conf;
+
+  reset();
+  parse(&conf);
+  CHECK(conf.error[0] == '\0');
+  CHECK_EQ_U64(conf.percentiles_num, 4);
+  CHECK_NEAR(conf.percentiles[0], 50, 0);
+  CHECK_NEAR(conf.percentiles[3], 99.9, 0);
+  CHECK_EQ_U64(conf.buckets_num, 17);
+  CHECK_EQ_U64(conf.buckets[0].lo_ns, 0);
+  CHECK_EQ_U64(conf.buckets[0].hi_ns, 100000);
+  CHECK_EQ_U64(conf.buckets[1].hi_ns, 250000);
+  CHECK_EQ_U64(conf.buckets[16].lo_ns, 10000000000ULL);
+  CHECK_EQ_U64(conf.buckets[16].hi_ns, UINT64_MAX);
+  CHECK(conf.report_percentiles && conf.report_buckets && conf.report_failures);
+  CHECK(conf.attach_mode == TCL_ATTACH_AUTO);
+  CHECK_EQ_U64(conf.max_inflight, TCL_DEFAULT_MAX_INFLIGHT);
+  CHECK(!conf.verbose);
+}
+
+static void test_good_values(void)
+{
+  tcl_conf_t conf;
+  oconfig_item_t *ci;
+
+  reset();
+  num(add("Percentile"), 75);
+  num(add("percentile"), 99.99);
+  ci = add("Bucket");
+  num(ci, 0.001);
+  num(ci, 0.002);
+  ci = add("BUCKET");
+  num(ci, 0.002);
+  num(ci, 0);
+  boolean(add("ReportPercentiles"), false);
+  boolean(add("ReportBuckets"), false);
+  boolean(add("ReportFailures"), false);
+  str(add("AttachMode"), "tracepoint");
+  num(add("MaxInflight"), 1024);
+  str(add("BtfPath"), "/tmp/vmlinux.btf");
+  boolean(add("Verbose"), true);
+  parse(&conf);
+  CHECK(conf.error[0] == '\0');
+  CHECK_EQ_U64(conf.percentiles_num, 2);
+  CHECK_NEAR(conf.percentiles[1], 99.99, 0);
+  CHECK_EQ_U64(conf.buckets_num, 2);
+  CHECK_EQ_U64(conf.buckets[0].lo_ns, 1000000);
+  CHECK_EQ_U64(conf.buckets[0].hi_ns, 2000000);
+  CHECK_EQ_U64(conf.buckets[1].hi_ns, UINT64_MAX);
+  CHECK(!conf.report_percentiles && !conf.report_buckets &&
+        !conf.report_failures);
+  CHECK(conf.attach_mode == TCL_ATTACH_TRACEPOINT);
+  CHECK_EQ_U64(conf.max_inflight, 1024);
+  CHECK(strcmp(conf.btf_path, "/tmp/vmlinux.btf") == 0);
+  CHECK(conf.verbose);
+}
+
+/* One bad option: an error that names it and says what was expected. */
+static void expect_error(const char *what, const char *key_in_msg,
+                         const char *expected_in_msg)
+{
+  tcl_conf_t conf;
+
+  parse(&conf);
+  CHECK(conf.error[0] != '\0');
+  if (strstr(conf.error, key_in_msg) == NULL ||
+      strstr(conf.error, expected_in_msg) == NULL) {
+    fprintf(stderr, "  %s: error \"%s\" lacks \"%s\" or \"%s\"\n", what,
+            conf.error, key_in_msg, expected_in_msg);
+    CHECK(!"error message names the key and the expectation");
+  }
+  CHECK(strstr(mock_last_log, "tcpconnlat plugin: ") == mock_last_log);
+}
+
+static void test_bad_values(void)
+{
+  oconfig_item_t *ci;
+
+  reset();
+  num(add("Frobnicate"), 1);
+  expect_error("unknown key", "Frobnicate", "valid options are");
+
+  reset();
+  num(add("Percentile"), 150);
+  expect_error("percentile too big", "Percentile", "less than 100");
+
+  reset();
+  num(add("Percentile"), 0);
+  expect_error("percentile zero", "Percentile", "greater than 0");
+
+  reset();
+  str(add("Percentile"), "high");
+  expect_error("percentile string", "Percentile", "one number");
+
+  reset();
+  ci = add("Bucket");
+  num(ci, 1);
+  num(ci, 0.5);
+  expect_error("bucket reversed", "Bucket", "LO < HI");
+
+  reset();
+  num(add("Bucket"), 1);
+  expect_error("bucket one value", "Bucket", "two numbers");
+
+  reset();
+  ci = add("Bucket");
+  num(ci, -1);
+  num(ci, 0);
+  expect_error("bucket negative", "Bucket", "0 <= LO");
+
+  reset();
+  str(add("AttachMode"), "kprobe");
+  expect_error("attach mode", "AttachMode", "\"tp_btf\"");
+
+  reset();
+  num(add("MaxInflight"), 0);
+  expect_error("max inflight zero", "MaxInflight", "whole number");
+
+  reset();
+  num(add("MaxInflight"), 1.5);
+  expect_error("max inflight fraction", "MaxInflight", "whole number");
+
+  reset();
+  num(add("MaxInflight"), 1e9);
+  expect_error("max inflight huge", "MaxInflight", "16777216");
+
+  reset();
+  str(add("ReportBuckets"), "yes please");
+  expect_error("boolean", "ReportBuckets", "true or false");
+
+  reset();
+  num(add("BtfPath"), 3);
+  expect_error("btf path", "BtfPath", "path");
+
+  /* the first error is kept, later ones logged too */
+  reset();
+  num(add("Percentile"), 101);
+  num(add("Nope"), 1);
+  {
+    tcl_conf_t conf;
+    int before = mock_log_count;
+    parse(&conf);
+    CHECK(strstr(conf.error, "Percentile") != NULL);
+    CHECK_EQ_U64(mock_log_count - before, 2);
+  }
+}
+
+int main(void)
+{
+  RUN_TEST(test_defaults);
+  RUN_TEST(test_good_values);
+  RUN_TEST(test_bad_values);
+  UNIT_END();
+}

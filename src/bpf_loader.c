@@ -8,6 +8,8 @@
 
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
+#include <linux/capability.h>
+#include <sys/syscall.h>
 
 #include "tcpconnlat.skel.h"
 
@@ -69,16 +71,28 @@ static bool tcl_tracefs_has_event(void)
   return false;
 }
 
-/* Can this process create BPF maps at all? Tells privilege apart from
- * program-type trouble, which both surface as EPERM. */
-static int tcl_bpf_probe_privilege(void)
+#ifndef CAP_PERFMON
+#define CAP_PERFMON 38
+#endif
+#ifndef CAP_BPF
+#define CAP_BPF 39
+#endif
+
+/* Tracing programs need CAP_BPF and CAP_PERFMON (CAP_SYS_ADMIN before 5.8,
+ * and always sufficient). Checked up front: without them the kernel answers
+ * EPERM at some later step that would read like a kernel problem. */
+static bool tcl_has_bpf_capabilities(void)
 {
-  int fd = bpf_map_create(BPF_MAP_TYPE_ARRAY, "tcl_probe", sizeof(__u32),
-                          sizeof(__u32), 1, NULL);
-  if (fd < 0)
-    return errno ? errno : EPERM;
-  close(fd);
-  return 0;
+  struct __user_cap_header_struct hdr = {.version = _LINUX_CAPABILITY_VERSION_3};
+  struct __user_cap_data_struct data[2] = {{0}};
+  uint64_t eff;
+
+  if (syscall(SYS_capget, &hdr, data) != 0)
+    return true; /* cannot tell: let the kernel decide */
+  eff = (uint64_t)data[0].effective | ((uint64_t)data[1].effective << 32);
+  if (eff & (1ULL << CAP_SYS_ADMIN))
+    return true;
+  return (eff & (1ULL << CAP_BPF)) && (eff & (1ULL << CAP_PERFMON));
 }
 
 /* One attempt with one attach mode. On failure *stage says where. */
@@ -166,8 +180,15 @@ static void tcl_bpf_explain(const tcl_conf_t *conf, tcl_attach_mode_t mode,
              conf->max_inflight, strerror(err));
     return;
   }
-  if (strcmp(stage, "load") == 0 &&
-      (err == EACCES || err == EINVAL || err == EPERM)) {
+  if (err == EPERM) {
+    snprintf(buf, len,
+             "the kernel did not permit loading %s (%s): check that collectd "
+             "runs as root or with CAP_BPF and CAP_PERFMON, and that no "
+             "security policy (lockdown, SELinux, seccomp) forbids BPF",
+             what, strerror(err));
+    return;
+  }
+  if (strcmp(stage, "load") == 0 && (err == EACCES || err == EINVAL)) {
     snprintf(buf, len,
              "the kernel rejected %s (%s); set \"Verbose true\" to log the "
              "verifier's reasons",
@@ -208,14 +229,12 @@ int tcl_bpf_start(const tcl_conf_t *conf, tcl_bpf_t *bpf, char *errbuf,
     return ENOENT;
   }
 
-  err = tcl_bpf_probe_privilege();
-  if (err != 0) {
+  if (!tcl_has_bpf_capabilities()) {
     snprintf(errbuf, errlen,
-             "not permitted to use BPF (%s): run collectd as root, or grant "
-             "it CAP_BPF and CAP_PERFMON (CAP_SYS_ADMIN on kernels before "
-             "5.8)",
-             strerror(err));
-    return err;
+             "collectd lacks the privilege to load BPF tracing programs: run "
+             "it as root, or grant it CAP_BPF and CAP_PERFMON (CAP_SYS_ADMIN "
+             "on kernels before 5.8)");
+    return EPERM;
   }
 
   if (conf->attach_mode == TCL_ATTACH_AUTO) {

@@ -1,0 +1,125 @@
+#!/usr/bin/env bash
+# The core, end to end: the real kernel, the real collectd with the built
+# plugin and its CSV writer, real loopback connects. The ground truth is what
+# the test's own client saw, never the plugin's output.
+set -euo pipefail
+. "$(dirname "$0")/lib/collectd.sh"
+
+tcl_require_root
+tcl_init
+
+ALL=tcpconnlat-all
+EST=$ALL/total_connections-established
+REF=$ALL/total_connections-refused
+
+# Listeners on both families, and a port that refuses.
+# Ports are chosen with tcl_spawn outside $( ), so the PID stays tracked.
+out4="$TCL_WORK/listen4" out6="$TCL_WORK/listen6"
+tcl_spawn "$TCL_TEST_BIN/tcpclient" listen -a 127.0.0.1 -p 0 >"$out4"
+tcl_spawn "$TCL_TEST_BIN/tcpclient" listen -a ::1 -p 0 >"$out6"
+wait_until 10 "IPv4 listener" grep -q '^ready ' "$out4"
+wait_until 10 "IPv6 listener" grep -q '^ready ' "$out6"
+PORT4=$(awk '/^ready /{print $2}' "$out4")
+PORT6=$(awk '/^ready /{print $2}' "$out6")
+# A closed port: bound by nobody. Port 1 (tcpmux) is unused on test machines;
+# check rather than assume.
+CLOSED=1
+if ss -Htln "sport = :$CLOSED" | grep -q .; then
+	fail "port $CLOSED is listening on this machine; cannot test refusals"
+fi
+
+# run_client ADDR PORT COUNT -> the client's own summary line
+run_client() {
+	"$TCL_TEST_BIN/tcpclient" connect -a "$1" -p "$2" -n "$3" -q 2>&1 >/dev/null | grep '^summary'
+}
+expect_summary() { # SUMMARY KEY WANT
+	local got
+	got=$(sed -n "s/.* $2=\([0-9]*\).*/\1/p" <<<"$1")
+	[[ "$got" == "$3" ]] || fail "client saw $2=$got, expected $3 ($1)"
+}
+
+collectd_start ""
+grep -q "tcpconnlat plugin: measuring TCP connect latency through" "$TCL_WORK/collectd.log" ||
+	fail "the plugin did not log its attach mode"
+wait_rows "$EST" 1
+base_est=$(csv_last "$EST")
+base_ref=$(csv_last "$REF")
+base_rows=$(csv_rows "$EST")
+note "baseline: established=$base_est refused=$base_ref"
+
+# Batch one: N IPv4 + M IPv6 + K refused.
+N=60 M=40 K=25
+s=$(run_client 127.0.0.1 "$PORT4" $N)
+expect_summary "$s" ok $N
+s=$(run_client ::1 "$PORT6" $M)
+expect_summary "$s" ok $M
+s=$(run_client 127.0.0.1 $CLOSED $K)
+expect_summary "$s" refused $K
+
+wait_value "$EST" $((base_est + N + M))
+wait_value "$REF" $((base_ref + K))
+# ... and nothing more arrives in the next two intervals.
+rows=$(csv_rows "$EST")
+wait_rows "$EST" $((rows + 2))
+[[ $(csv_last "$EST") == $((base_est + N + M)) ]] || fail "established grew past $((base_est + N + M)): $(csv_last "$EST")"
+[[ $(csv_last "$REF") == $((base_ref + K)) ]] || fail "refused grew past $((base_ref + K)): $(csv_last "$REF")"
+pass "batch one: established +$((N + M)), refused +$K, exactly"
+
+# Percentiles: every value written is NaN (no connects in that interval) or
+# finite and positive, and the intervals of the batch have finite ones.
+for p in 50 90 99 99.9; do
+	name=$ALL/latency-percentile-$p
+	finite=0
+	while read -r v; do
+		case $v in
+		nan | -nan) ;;
+		*)
+			awk -v v="$v" 'BEGIN { exit !(v + 0 > 0 && v + 0 < 10) }' ||
+				fail "percentile-$p has an implausible value $v"
+			finite=$((finite + 1))
+			;;
+		esac
+	done < <(csv_values_after "$name" "$base_rows")
+	((finite > 0)) || fail "percentile-$p has no finite value for the batch"
+done
+pass "percentiles finite and positive where connects happened, NaN elsewhere"
+
+# Buckets: rate x interval summed over all buckets and intervals = connects.
+sum=0
+for f in "$TCL_WORK/csv/$TCL_HOST/$ALL"/bucket-latency-*; do
+	name=${f#"$TCL_WORK/csv/$TCL_HOST/"}
+	name=${name%-[0-9][0-9][0-9][0-9]-[0-9][0-9]-[0-9][0-9]}
+	add=$(csv_values_after "$name" "$base_rows" | awk -v i="$TCL_INTERVAL" '{ s += $1 * i } END { printf "%.0f", s }')
+	sum=$((sum + add))
+done
+[[ $sum -eq $((N + M)) ]] || fail "buckets carry $sum connects, expected $((N + M))"
+pass "buckets carry all $((N + M)) connects"
+
+# Batch two, in a later interval: exactly its own counts.
+N2=17 K2=9
+s=$(run_client ::1 "$PORT6" $N2)
+expect_summary "$s" ok $N2
+s=$(run_client ::1 $CLOSED $K2)
+expect_summary "$s" refused $K2
+wait_value "$EST" $((base_est + N + M + N2))
+wait_value "$REF" $((base_ref + K + K2))
+rows=$(csv_rows "$EST")
+wait_rows "$EST" $((rows + 2))
+[[ $(csv_last "$EST") == $((base_est + N + M + N2)) ]] || fail "established grew past the second batch"
+pass "batch two: established +$N2, refused +$K2, exactly"
+
+# Nothing stays in flight; the self series exists.
+wait_value tcpconnlat-self/gauge-inflight 0
+[[ $(csv_last tcpconnlat-self/derive-inflight_dropped) == 0 ]] || fail "in-flight starts were dropped"
+pass "self: nothing in flight, nothing dropped"
+
+# IPv4-mapped IPv6: a v6 socket connecting to ::ffff:127.0.0.1 counts too.
+s=$(run_client ::ffff:127.0.0.1 "$PORT4" 5)
+expect_summary "$s" ok 5
+wait_value "$EST" $((base_est + N + M + N2 + 5))
+pass "IPv4-mapped connects counted"
+
+collectd_stop
+[[ $(tcl_progs_loaded) -eq 0 ]] || fail "BPF programs still loaded after collectd stopped"
+grep -qiE "segfault|assert" "$TCL_WORK/collectd.log" && fail "collectd logged a crash"
+pass "shutdown left no BPF program loaded"

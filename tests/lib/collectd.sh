@@ -1,0 +1,235 @@
+# shellcheck shell=bash
+#
+# tests/lib/collectd.sh - run the real collectd daemon with the built plugin
+# and read back what its CSV writer stored.
+#
+#   tcl_init                      work dir, cleanup on exit (call after
+#                                 bed_create when the netns bed is used)
+#   tcl_require_root              skip (77) unless root with kernel BTF and
+#                                 collectd; with CI=true a skip is a failure
+#   collectd_start [BLOCK] [GLOBAL]   BLOCK goes inside <Plugin tcpconnlat>,
+#                                 GLOBAL into the top level (more plugins)
+#   collectd_stop                 SIGTERM, wait for the exit
+#   csv_last NAME                 last value of DataDir/HOST/NAME-<date>
+#   csv_rows NAME                 number of rows written so far
+#   wait_until SECONDS DESC CMD...   poll CMD until true or fail the test
+#   fail MSG / pass MSG / note MSG
+#
+# Environment from `make check`: TCL_PLUGIN_DIR (the built tcpconnlat.so),
+# TCL_TEST_BIN (test helpers), TCL_SRCDIR.
+
+TCL_PLUGIN_DIR=${TCL_PLUGIN_DIR:-$(pwd)/src/.libs}
+TCL_TEST_BIN=${TCL_TEST_BIN:-$(pwd)/tests}
+TCL_HOST=tcltest
+TCL_INTERVAL=${TCL_INTERVAL:-1}
+TCL_STOCK_PLUGINDIR=${TCL_STOCK_PLUGINDIR:-$(collectd -h 2>/dev/null | sed -n 's/^ *Plugin directory  *//p')}
+TCL_STOCK_PLUGINDIR=${TCL_STOCK_PLUGINDIR:-/usr/lib/collectd}
+TCL_COLLECTD_PID=
+TCL_WORK=
+_TCL_PIDS=()
+_TCL_FAILED=0
+
+note() { echo "# $*"; }
+pass() { echo "ok: $*"; }
+fail() {
+	echo "FAIL: $*" >&2
+	_TCL_FAILED=1
+	if [[ -n "$TCL_WORK" && -f "$TCL_WORK/collectd.log" ]]; then
+		echo "--- collectd.log (last 30 lines) ---" >&2
+		tail -n 30 "$TCL_WORK/collectd.log" >&2
+	fi
+	exit 1
+}
+
+# A privileged test that cannot run: skip, except under CI where it fails.
+tcl_skip_or_fail() {
+	if [[ "${CI:-}" == true ]]; then
+		echo "FAIL (CI=true, a privileged test must run): $*" >&2
+		exit 1
+	fi
+	echo "SKIP: $*"
+	exit 77
+}
+
+tcl_require_root() {
+	[[ $(id -u) -eq 0 ]] || tcl_skip_or_fail "needs root to load BPF programs"
+	[[ -r /sys/kernel/btf/vmlinux ]] || tcl_skip_or_fail "the kernel has no BTF (/sys/kernel/btf/vmlinux)"
+	command -v collectd >/dev/null || tcl_skip_or_fail "collectd is not installed (apt-get install collectd-core)"
+	[[ -f "$TCL_PLUGIN_DIR/tcpconnlat.so" ]] || tcl_skip_or_fail "the plugin is not built ($TCL_PLUGIN_DIR/tcpconnlat.so)"
+}
+
+# Start a background process tracked by PID (killed on exit).
+tcl_spawn() {
+	"$@" &
+	_TCL_PIDS+=("$!")
+}
+
+tcl_cleanup() {
+	local pid
+	if [[ -n "$TCL_COLLECTD_PID" ]]; then
+		collectd_stop || true
+	fi
+	for pid in "${_TCL_PIDS[@]}"; do
+		kill -TERM "$pid" 2>/dev/null || true
+	done
+	for pid in "${_TCL_PIDS[@]}"; do
+		wait "$pid" 2>/dev/null || true
+	done
+	_TCL_PIDS=()
+	if [[ -n "$TCL_WORK" && -d "$TCL_WORK" ]]; then
+		if [[ $_TCL_FAILED -eq 0 && -z "${TCL_KEEP:-}" ]]; then
+			rm -rf "$TCL_WORK"
+		else
+			echo "# test files kept in $TCL_WORK" >&2
+		fi
+	fi
+}
+
+_tcl_on_exit() {
+	local rc=$?
+	[[ $rc -ne 0 && $rc -ne 77 ]] && _TCL_FAILED=1
+	tcl_cleanup
+	exit "$rc"
+}
+
+tcl_init() {
+	TCL_WORK=$(mktemp -d /tmp/tcpconnlat-test.XXXXXX)
+	chmod 755 "$TCL_WORK"
+	if [[ "${_BED_ACTIVE:-0}" -eq 1 ]] && declare -F bed_on_destroy >/dev/null; then
+		bed_on_destroy tcl_cleanup
+	else
+		trap _tcl_on_exit EXIT
+		trap 'exit 130' INT
+		trap 'exit 143' TERM
+	fi
+}
+
+_tcl_now_ms() { date +%s%3N; }
+
+wait_until() {
+	local timeout=$1 desc=$2 deadline
+	shift 2
+	deadline=$(($(_tcl_now_ms) + timeout * 1000))
+	until "$@"; do
+		if (($(_tcl_now_ms) >= deadline)); then
+			fail "timed out after ${timeout}s waiting for: $desc"
+		fi
+		sleep 0.05
+	done
+}
+
+# collectd_start [TCPCONNLAT_BLOCK] [GLOBAL_CONFIG] [EXEC_PREFIX...]
+collectd_start() {
+	local block=${1:-} global=${2:-}
+	shift 2 2>/dev/null || shift $#
+	local conf="$TCL_WORK/collectd.conf"
+	mkdir -p "$TCL_WORK/csv"
+	cat >"$conf" <<-EOF
+		Hostname "$TCL_HOST"
+		FQDNLookup false
+		Interval $TCL_INTERVAL
+		BaseDir "$TCL_WORK"
+		PIDFile "$TCL_WORK/collectd.pid"
+		TypesDB "/usr/share/collectd/types.db"
+		PluginDir "$TCL_STOCK_PLUGINDIR"
+		LoadPlugin logfile
+		<Plugin logfile>
+		  LogLevel info
+		  File "$TCL_WORK/collectd.log"
+		  Timestamp true
+		</Plugin>
+		LoadPlugin csv
+		<Plugin csv>
+		  DataDir "$TCL_WORK/csv"
+		  StoreRates false
+		</Plugin>
+		$global
+		PluginDir "$TCL_PLUGIN_DIR"
+		LoadPlugin tcpconnlat
+		<Plugin tcpconnlat>
+		$block
+		</Plugin>
+	EOF
+	: >"$TCL_WORK/collectd.log"
+	"$@" collectd -f -C "$conf" >>"$TCL_WORK/collectd.stdout" 2>&1 &
+	TCL_COLLECTD_PID=$!
+	wait_until 20 "collectd to finish its init" \
+		grep -q "Initialization complete" "$TCL_WORK/collectd.log"
+}
+
+collectd_alive() {
+	[[ -n "$TCL_COLLECTD_PID" ]] && kill -0 "$TCL_COLLECTD_PID" 2>/dev/null
+}
+
+collectd_stop() {
+	local pid=$TCL_COLLECTD_PID i
+	[[ -n "$pid" ]] || return 0
+	kill -TERM "$pid" 2>/dev/null || true
+	for ((i = 0; i < 200; i++)); do
+		kill -0 "$pid" 2>/dev/null || break
+		sleep 0.05
+	done
+	if kill -0 "$pid" 2>/dev/null; then
+		echo "# collectd did not stop within 10 s, killing it" >&2
+		kill -KILL "$pid" 2>/dev/null || true
+	fi
+	wait "$pid" 2>/dev/null || true
+	TCL_COLLECTD_PID=
+}
+
+# Newest CSV file for NAME ("tcpconnlat-all/total_connections-established").
+csv_file() {
+	local f
+	# shellcheck disable=SC2012
+	f=$(ls -1 "$TCL_WORK/csv/$TCL_HOST/$1"-[0-9][0-9][0-9][0-9]-[0-9][0-9]-[0-9][0-9] 2>/dev/null | tail -n 1)
+	[[ -n "$f" ]] || return 1
+	echo "$f"
+}
+
+csv_exists() { csv_file "$1" >/dev/null; }
+
+csv_rows() {
+	local f
+	f=$(csv_file "$1") || {
+		echo 0
+		return 0
+	}
+	echo $(($(wc -l <"$f") - 1))
+}
+
+# Last value; an integer for counters ("123"), as written for gauges ("nan").
+csv_last() {
+	local f
+	f=$(csv_file "$1") || return 1
+	tail -n 1 "$f" | cut -d, -f2
+}
+
+# Rows after the first SKIP rows, one value per line.
+csv_values_after() {
+	local f
+	f=$(csv_file "$1") || return 0
+	tail -n +$(($2 + 2)) "$f" | cut -d, -f2
+}
+
+# Wait until NAME has at least N rows.
+wait_rows() {
+	wait_until "${3:-15}" "$2 rows of $1" _tcl_rows_at_least "$1" "$2"
+}
+_tcl_rows_at_least() { (($(csv_rows "$1") >= $2)); }
+
+# Wait until a counter's last value equals WANT.
+wait_value() {
+	wait_until "${3:-15}" "$1 to reach $2 (last: $(csv_last "$1" 2>/dev/null || echo none))" \
+		_tcl_value_is "$1" "$2"
+}
+_tcl_value_is() {
+	local v
+	v=$(csv_last "$1" 2>/dev/null) || return 1
+	# numerically, so that a gauge's "0.000000" equals 0
+	awk -v a="$v" -v b="$2" 'BEGIN { exit !(a == b + 0 && a ~ /^[-0-9.e+]+$/) }'
+}
+
+# No BPF program of ours stays loaded.
+tcl_progs_loaded() {
+	bpftool prog list 2>/dev/null | grep -cE 'name tcl_(tp_btf|tracepoint)' || true
+}

@@ -40,7 +40,7 @@ struct {
   __uint(max_entries, 16384);
   __type(key, __u64); /* struct sock address */
   __type(value, struct tcl_inflight);
-} inflight SEC(".maps");
+} tcl_inflight SEC(".maps");
 
 /* Grows with the buckets actually used: entries are allocated on first use. */
 struct {
@@ -49,20 +49,20 @@ struct {
   __uint(map_flags, BPF_F_NO_PREALLOC);
   __type(key, struct tcl_stats_key);
   __type(value, struct tcl_stats_value);
-} stats SEC(".maps");
+} tcl_stats SEC(".maps");
 
 struct {
   __uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
   __uint(max_entries, 1);
   __type(key, __u32);
   __type(value, struct tcl_counters);
-} counters SEC(".maps");
+} tcl_counters SEC(".maps");
 
-static __always_inline struct tcl_counters *tcl_counters(void)
+static __always_inline struct tcl_counters *tcl_counters_get(void)
 {
   __u32 zero = 0;
 
-  return bpf_map_lookup_elem(&counters, &zero);
+  return bpf_map_lookup_elem(&tcl_counters, &zero);
 }
 
 static __always_inline void tcl_stats_add(__u32 series, __u32 slot, __u64 ns)
@@ -71,13 +71,13 @@ static __always_inline void tcl_stats_add(__u32 series, __u32 slot, __u64 ns)
   struct tcl_stats_value *val, zero = {};
   struct tcl_counters *c;
 
-  val = bpf_map_lookup_elem(&stats, &key);
+  val = bpf_map_lookup_elem(&tcl_stats, &key);
   if (!val) {
     /* EEXIST when another CPU created it first is fine: look it up again. */
-    bpf_map_update_elem(&stats, &key, &zero, BPF_NOEXIST);
-    val = bpf_map_lookup_elem(&stats, &key);
+    bpf_map_update_elem(&tcl_stats, &key, &zero, BPF_NOEXIST);
+    val = bpf_map_lookup_elem(&tcl_stats, &key);
     if (!val) {
-      c = tcl_counters();
+      c = tcl_counters_get();
       if (c)
         c->stats_full++;
       return;
@@ -118,8 +118,8 @@ static __always_inline void tcl_connect_start(__u64 skaddr)
   start.cgroup_id = bpf_get_current_cgroup_id();
   bpf_get_current_comm(start.comm, sizeof(start.comm));
 
-  c = tcl_counters();
-  if (bpf_map_update_elem(&inflight, &skaddr, &start, BPF_ANY)) {
+  c = tcl_counters_get();
+  if (bpf_map_update_elem(&tcl_inflight, &skaddr, &start, BPF_ANY)) {
     if (c)
       c->dropped++;
     return;
@@ -131,17 +131,17 @@ static __always_inline void tcl_connect_start(__u64 skaddr)
 static __always_inline void tcl_connect_end(__u64 skaddr, int newstate, int sk_err)
 {
   struct tcl_inflight *start;
-  struct tcl_counters *c = tcl_counters();
+  struct tcl_counters *c = tcl_counters_get();
   __u64 now, start_ns;
 
-  start = bpf_map_lookup_elem(&inflight, &skaddr);
+  start = bpf_map_lookup_elem(&tcl_inflight, &skaddr);
   if (!start) {
     if (c)
       c->unmatched++;
     return;
   }
   start_ns = start->start_ns;
-  if (bpf_map_delete_elem(&inflight, &skaddr)) {
+  if (bpf_map_delete_elem(&tcl_inflight, &skaddr)) {
     if (c)
       c->unmatched++;
     return;

@@ -114,9 +114,9 @@ static int tcl_bpf_try(const tcl_conf_t *conf, tcl_attach_mode_t mode,
     return errno ? errno : EINVAL;
 
   *stage = "size";
-  err = bpf_map__set_max_entries(skel->maps.inflight, conf->max_inflight);
+  err = bpf_map__set_max_entries(skel->maps.tcl_inflight, conf->max_inflight);
   if (err == 0)
-    err = bpf_map__set_max_entries(skel->maps.stats, TCL_NSLOTS);
+    err = bpf_map__set_max_entries(skel->maps.tcl_stats, TCL_NSLOTS);
   if (err == 0)
     err = bpf_program__set_autoload(skel->progs.tcl_tp_btf,
                                     mode == TCL_ATTACH_TP_BTF);
@@ -147,8 +147,8 @@ static int tcl_bpf_try(const tcl_conf_t *conf, tcl_attach_mode_t mode,
 
   bpf->skel = skel;
   bpf->mode = mode;
-  bpf->stats_fd = bpf_map__fd(skel->maps.stats);
-  bpf->counters_fd = bpf_map__fd(skel->maps.counters);
+  bpf->stats_fd = bpf_map__fd(skel->maps.tcl_stats);
+  bpf->counters_fd = bpf_map__fd(skel->maps.tcl_counters);
   return 0;
 
 fail:

@@ -20,7 +20,7 @@ check_bad() { # BLOCK EXPECTED_LOG_TEXT
 	wait_rows load/load $((rows + 3))
 	collectd_alive || fail "collectd died"
 	[[ ! -d "$TCL_WORK/csv/$TCL_HOST/tcpconnlat-all" ]] || fail "the plugin dispatched values despite the error"
-	[[ $(tcl_progs_loaded) -eq 0 ]] || fail "BPF programs loaded despite the error"
+	wait_no_bpf_left "BPF programs loaded despite the error"
 	collectd_stop
 	rm -rf "$TCL_WORK/csv"
 	pass "$want"

@@ -120,6 +120,6 @@ wait_value "$EST" $((base_est + N + M + N2 + 5))
 pass "IPv4-mapped connects counted"
 
 collectd_stop
-[[ $(tcl_progs_loaded) -eq 0 ]] || fail "BPF programs still loaded after collectd stopped"
+wait_no_bpf_left "BPF programs still loaded after collectd stopped"
 grep -qiE "segfault|assert" "$TCL_WORK/collectd.log" && fail "collectd logged a crash"
 pass "shutdown left no BPF program loaded"

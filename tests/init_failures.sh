@@ -18,7 +18,7 @@ expect_unloaded() { # WANT_SENTENCE
 	rows=$(csv_rows load/load)
 	wait_rows load/load $((rows + 3))
 	collectd_alive || fail "collectd died"
-	[[ $(tcl_progs_loaded) -eq 0 ]] || fail "BPF programs left loaded after a failed init"
+	wait_no_bpf_left "BPF programs left loaded after a failed init"
 	collectd_stop
 	rm -rf "$TCL_WORK/csv"
 	pass "$1"
@@ -33,7 +33,7 @@ expect_working() { # LOG_TEXT
 	"$TCL_TEST_BIN/tcpclient" connect -a 127.0.0.1 -p 1 -n 7 -q 2>/dev/null
 	wait_value tcpconnlat-all/total_connections-refused $((base + 7))
 	collectd_stop
-	[[ $(tcl_progs_loaded) -eq 0 ]] || fail "BPF programs left loaded after shutdown"
+	wait_no_bpf_left "BPF programs left loaded after shutdown"
 	rm -rf "$TCL_WORK/csv"
 	pass "$1"
 }

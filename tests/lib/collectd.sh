@@ -229,7 +229,17 @@ _tcl_value_is() {
 	awk -v a="$v" -v b="$2" 'BEGIN { exit !(a == b + 0 && a ~ /^[-0-9.e+]+$/) }'
 }
 
-# No BPF program of ours stays loaded.
+# How many BPF programs and maps of ours are loaded (0 after shutdown).
 tcl_progs_loaded() {
-	bpftool prog list 2>/dev/null | grep -cE 'name tcl_(tp_btf|tracepoint)' || true
+	local progs maps
+	progs=$(bpftool prog list 2>/dev/null | grep -cE 'name tcl_(tp_btf|tracepoint)' || true)
+	maps=$(bpftool map list 2>/dev/null | grep -cE 'name tcl_(inflight|stats|counters)' || true)
+	echo $((progs + maps))
+}
+
+# The kernel frees programs and maps asynchronously after the last fd is
+# closed: wait for none of ours to remain, or fail.
+_tcl_no_bpf_left() { [[ $(tcl_progs_loaded) -eq 0 ]]; }
+wait_no_bpf_left() {
+	wait_until 10 "no tcpconnlat BPF program or map left ($1)" _tcl_no_bpf_left
 }

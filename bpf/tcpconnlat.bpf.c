@@ -34,6 +34,10 @@
 #define TCL_ECONNREFUSED 111
 #define TCL_EHOSTUNREACH 113
 
+/* Set by the plugin before load (read-only to the programs, so the verifier
+ * prunes what a setting switches off). */
+const volatile __u32 tcl_netns_only = 0; /* netns inode, 0: every namespace */
+
 /* Sized by the plugin before load (MaxInflight, series bound). */
 struct {
   __uint(type, BPF_MAP_TYPE_HASH);
@@ -106,12 +110,23 @@ static __always_inline __u32 tcl_reason(int err)
   }
 }
 
-static __always_inline void tcl_connect_start(__u64 skaddr)
+/* OwnNetnsOnly: sockets of other network namespaces are not ours to see. */
+static __always_inline bool tcl_foreign_netns(const struct sock *sk)
+{
+  return tcl_netns_only &&
+         BPF_CORE_READ(sk, __sk_common.skc_net.net, ns.inum) != tcl_netns_only;
+}
+
+static __always_inline void tcl_connect_start(const struct sock *sk)
 {
   struct tcl_inflight start = {};
   struct tcl_counters *c;
-  __u64 pid_tgid = bpf_get_current_pid_tgid();
+  __u64 skaddr = (__u64)sk, pid_tgid;
 
+  if (tcl_foreign_netns(sk))
+    return;
+
+  pid_tgid = bpf_get_current_pid_tgid();
   start.start_ns = bpf_ktime_get_ns();
   start.tgid = pid_tgid >> 32;
   start.uid = (__u32)bpf_get_current_uid_gid();
@@ -128,12 +143,16 @@ static __always_inline void tcl_connect_start(__u64 skaddr)
     c->started++;
 }
 
-static __always_inline void tcl_connect_end(__u64 skaddr, int newstate, int sk_err)
+static __always_inline void tcl_connect_end(const struct sock *sk, int newstate,
+                                            int sk_err)
 {
   struct tcl_inflight *start;
-  struct tcl_counters *c = tcl_counters_get();
-  __u64 now, start_ns;
+  struct tcl_counters *c;
+  __u64 skaddr = (__u64)sk, now, start_ns;
 
+  if (tcl_foreign_netns(sk))
+    return;
+  c = tcl_counters_get();
   start = bpf_map_lookup_elem(&tcl_inflight, &skaddr);
   if (!start) {
     if (c)
@@ -165,11 +184,11 @@ int BPF_PROG(tcl_tp_btf, const struct sock *sk, const int oldstate, const int ne
   if (oldstate == TCL_TCP_CLOSE && newstate == TCL_TCP_SYN_SENT) {
     if (BPF_CORE_READ_BITFIELD(sk, sk_protocol) != TCL_IPPROTO_TCP)
       return 0;
-    tcl_connect_start((__u64)sk);
+    tcl_connect_start(sk);
   } else if (oldstate == TCL_TCP_SYN_SENT) {
     if (BPF_CORE_READ_BITFIELD(sk, sk_protocol) != TCL_IPPROTO_TCP)
       return 0;
-    tcl_connect_end((__u64)sk, newstate,
+    tcl_connect_end(sk, newstate,
                     newstate == TCL_TCP_CLOSE ? sk->sk_err : 0);
   }
   return 0;
@@ -185,9 +204,9 @@ int tcl_tracepoint(struct trace_event_raw_inet_sock_set_state *ctx)
     return 0;
   sk = (const struct sock *)ctx->skaddr;
   if (oldstate == TCL_TCP_CLOSE && newstate == TCL_TCP_SYN_SENT)
-    tcl_connect_start((__u64)sk);
+    tcl_connect_start(sk);
   else if (oldstate == TCL_TCP_SYN_SENT)
-    tcl_connect_end((__u64)sk, newstate,
+    tcl_connect_end(sk, newstate,
                     newstate == TCL_TCP_CLOSE ? BPF_CORE_READ(sk, sk_err) : 0);
   return 0;
 }

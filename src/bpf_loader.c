@@ -114,6 +114,14 @@ static int tcl_bpf_try(const tcl_conf_t *conf, tcl_attach_mode_t mode,
     return errno ? errno : EINVAL;
 
   *stage = "size";
+  if (conf->own_netns_only) {
+    struct stat st;
+    if (stat("/proc/self/ns/net", &st) != 0) {
+      err = errno;
+      goto fail;
+    }
+    skel->rodata->tcl_netns_only = (__u32)st.st_ino;
+  }
   err = bpf_map__set_max_entries(skel->maps.tcl_inflight, conf->max_inflight);
   if (err == 0)
     err = bpf_map__set_max_entries(skel->maps.tcl_stats, TCL_NSLOTS);

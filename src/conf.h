@@ -31,6 +31,7 @@ typedef struct {
   tcl_attach_mode_t attach_mode;
   uint32_t max_inflight;
   bool verbose;
+  bool own_netns_only;
   char btf_path[4096]; /* empty: the kernel's own */
 
   /* The first configuration error; init refuses to start when set. */

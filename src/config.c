@@ -17,7 +17,7 @@ static const double tcl_default_percentiles[] = {50, 90, 99, 99.9};
 
 #define TCL_VALID_KEYS                                                        \
   "Percentile, Bucket, ReportPercentiles, ReportBuckets, ReportFailures, "   \
-  "AttachMode, MaxInflight, BtfPath, Verbose"
+  "AttachMode, MaxInflight, BtfPath, Verbose, OwnNetnsOnly"
 
 __attribute__((format(printf, 2, 3))) static void
 tcl_conf_error(tcl_conf_t *conf, const char *format, ...)
@@ -228,6 +228,8 @@ int tcl_conf_parse(tcl_conf_t *conf, oconfig_item_t *ci)
       tcl_conf_btf_path(conf, child);
     else if (strcasecmp("Verbose", child->key) == 0)
       tcl_conf_boolean(conf, child, &conf->verbose);
+    else if (strcasecmp("OwnNetnsOnly", child->key) == 0)
+      tcl_conf_boolean(conf, child, &conf->own_netns_only);
     else
       tcl_conf_error(conf,
                      "unknown option \"%s\" in <Plugin tcpconnlat>; "

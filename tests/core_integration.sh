@@ -2,11 +2,17 @@
 # The core, end to end: the real kernel, the real collectd with the built
 # plugin and its CSV writer, real loopback connects. The ground truth is what
 # the test's own client saw, never the plugin's output.
+#
+# Everything runs in a private network namespace, with collectd inside it and
+# OwnNetnsOnly true: other traffic on the host cannot change the counts. A
+# second check shows that without the filter the plugin sees that namespace
+# from the host.
 set -euo pipefail
 . "$(dirname "$0")/lib/collectd.sh"
 
 tcl_require_root
 tcl_init
+tcl_netns_create
 
 ALL=tcpconnlat-all
 EST=$ALL/total_connections-established
@@ -15,22 +21,18 @@ REF=$ALL/total_connections-refused
 # Listeners on both families, and a port that refuses.
 # Ports are chosen with tcl_spawn outside $( ), so the PID stays tracked.
 out4="$TCL_WORK/listen4" out6="$TCL_WORK/listen6"
-tcl_spawn "$TCL_TEST_BIN/tcpclient" listen -a 127.0.0.1 -p 0 >"$out4"
-tcl_spawn "$TCL_TEST_BIN/tcpclient" listen -a ::1 -p 0 >"$out6"
+tcl_spawn in_ns "$TCL_TEST_BIN/tcpclient" listen -a 127.0.0.1 -p 0 >"$out4"
+tcl_spawn in_ns "$TCL_TEST_BIN/tcpclient" listen -a ::1 -p 0 >"$out6"
 wait_until 10 "IPv4 listener" grep -q '^ready ' "$out4"
 wait_until 10 "IPv6 listener" grep -q '^ready ' "$out6"
 PORT4=$(awk '/^ready /{print $2}' "$out4")
 PORT6=$(awk '/^ready /{print $2}' "$out6")
-# A closed port: bound by nobody. Port 1 (tcpmux) is unused on test machines;
-# check rather than assume.
+# A closed port: nothing listens in the fresh namespace but our listeners.
 CLOSED=1
-if ss -Htln "sport = :$CLOSED" | grep -q .; then
-	fail "port $CLOSED is listening on this machine; cannot test refusals"
-fi
 
 # run_client ADDR PORT COUNT -> the client's own summary line
 run_client() {
-	"$TCL_TEST_BIN/tcpclient" connect -a "$1" -p "$2" -n "$3" -q 2>&1 >/dev/null | grep '^summary'
+	in_ns "$TCL_TEST_BIN/tcpclient" connect -a "$1" -p "$2" -n "$3" -q 2>&1 >/dev/null | grep '^summary'
 }
 expect_summary() { # SUMMARY KEY WANT
 	local got
@@ -38,7 +40,7 @@ expect_summary() { # SUMMARY KEY WANT
 	[[ "$got" == "$3" ]] || fail "client saw $2=$got, expected $3 ($1)"
 }
 
-collectd_start ""
+collectd_start "OwnNetnsOnly true" "" ip netns exec "$TCL_NS"
 grep -q "tcpconnlat plugin: measuring TCP connect latency through" "$TCL_WORK/collectd.log" ||
 	fail "the plugin did not log its attach mode"
 wait_rows "$EST" 1
@@ -119,6 +121,26 @@ expect_summary "$s" ok 5
 wait_value "$EST" $((base_est + N + M + N2 + 5))
 pass "IPv4-mapped connects counted"
 
+# OwnNetnsOnly: connects made outside the namespace are not counted.
+"$TCL_TEST_BIN/tcpclient" connect -a 127.0.0.1 -p 1 -n 11 -q 2>/dev/null
+rows=$(csv_rows "$REF")
+wait_rows "$REF" $((rows + 2))
+[[ $(csv_last "$REF") == $((base_ref + K + K2)) ]] || fail "OwnNetnsOnly counted connects of the host namespace"
+pass "OwnNetnsOnly: the host namespace's connects are not counted"
+collectd_stop
+wait_no_bpf_left "after the namespaced collectd stopped"
+
+# Without the filter, the plugin in the host namespace sees the connects of
+# every namespace (at least ours: other traffic on the host may add more).
+rm -rf "$TCL_WORK/csv"
+collectd_start ""
+wait_rows "$REF" 1
+host_base=$(csv_last "$REF")
+s=$(run_client 127.0.0.1 $CLOSED 13)
+expect_summary "$s" refused 13
+wait_until 15 "the host-namespace plugin to count the namespace's 13 refusals" \
+	eval '(( $(csv_last "$REF") >= host_base + 13 ))'
+pass "default: connects in other namespaces are counted"
 collectd_stop
 wait_no_bpf_left "BPF programs still loaded after collectd stopped"
 grep -qiE "segfault|assert" "$TCL_WORK/collectd.log" && fail "collectd logged a crash"

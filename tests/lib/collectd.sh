@@ -27,6 +27,7 @@ TCL_STOCK_PLUGINDIR=${TCL_STOCK_PLUGINDIR:-/usr/lib/collectd}
 TCL_COLLECTD_PID=
 TCL_WORK=
 _TCL_PIDS=()
+_TCL_NETNS=()
 _TCL_FAILED=0
 
 note() { echo "# $*"; }
@@ -65,10 +66,11 @@ tcl_spawn() {
 }
 
 tcl_cleanup() {
-	local pid
+	local pid ns
 	if [[ -n "$TCL_COLLECTD_PID" ]]; then
 		collectd_stop || true
 	fi
+
 	for pid in "${_TCL_PIDS[@]}"; do
 		kill -TERM "$pid" 2>/dev/null || true
 	done
@@ -76,6 +78,14 @@ tcl_cleanup() {
 		wait "$pid" 2>/dev/null || true
 	done
 	_TCL_PIDS=()
+	for ns in "${_TCL_NETNS[@]}"; do
+		# processes still inside, then the namespace itself
+		for pid in $(ip netns pids "$ns" 2>/dev/null); do
+			kill -KILL "$pid" 2>/dev/null || true
+		done
+		ip netns delete "$ns" 2>/dev/null || true
+	done
+	_TCL_NETNS=()
 	if [[ -n "$TCL_WORK" && -d "$TCL_WORK" ]]; then
 		if [[ $_TCL_FAILED -eq 0 && -z "${TCL_KEEP:-}" ]]; then
 			rm -rf "$TCL_WORK"
@@ -105,6 +115,17 @@ tcl_init() {
 }
 
 _tcl_now_ms() { date +%s%3N; }
+
+# A private network namespace with loopback up, removed on exit; its name
+# goes to TCL_NS. Tests run collectd inside it with OwnNetnsOnly true, so that
+# no other traffic on the host can change their exact counts.
+tcl_netns_create() {
+	TCL_NS="tcl-t-$$-$RANDOM"
+	ip netns add "$TCL_NS" || fail "cannot create network namespace $TCL_NS"
+	_TCL_NETNS+=("$TCL_NS")
+	ip -n "$TCL_NS" link set lo up
+}
+in_ns() { ip netns exec "$TCL_NS" "$@"; }
 
 wait_until() {
 	local timeout=$1 desc=$2 deadline

@@ -31,6 +31,8 @@ enum {
   BPF_MAP_TYPE_HASH = 1,
   BPF_MAP_TYPE_PERCPU_HASH = 5,
   BPF_MAP_TYPE_PERCPU_ARRAY = 6,
+  BPF_MAP_TYPE_LPM_TRIE = 11,
+  BPF_MAP_TYPE_QUEUE = 22,
   BPF_MAP_TYPE_RINGBUF = 27,
 };
 enum {
@@ -56,9 +58,39 @@ typedef struct {
   struct net *net;
 } possible_net_t;
 
+struct in6_addr {
+  union {
+    __u8 u6_addr8[16];
+    __be16 u6_addr16[8];
+    __be32 u6_addr32[4];
+  } in6_u;
+};
+
+/* The anonymous unions and structs mirror the kernel's, so that CO-RE finds
+ * the fields through them. */
 struct sock_common {
+  union {
+    __u64 skc_addrpair;
+    struct {
+      __be32 skc_daddr;
+      __be32 skc_rcv_saddr;
+    };
+  };
+  union {
+    unsigned int skc_hash;
+    __u16 skc_u16hashes[2];
+  };
+  union {
+    __u32 skc_portpair;
+    struct {
+      __be16 skc_dport;
+      __u16 skc_num;
+    };
+  };
   unsigned short skc_family;
   possible_net_t skc_net;
+  struct in6_addr skc_v6_daddr;
+  struct in6_addr skc_v6_rcv_saddr;
 };
 
 struct sock {

@@ -3,10 +3,11 @@
  * tcpconnlat: in-kernel aggregation of TCP connect latency.
  *
  * Follows sock:inet_sock_set_state. CLOSE -> SYN_SENT (inside connect(), in
- * the connecting task) remembers the start; SYN_SENT -> ESTABLISHED adds the
- * latency to a per-CPU log-linear histogram; SYN_SENT -> CLOSE counts a
- * failure by reason. Nothing is sent to user space per connection: the plugin
- * reads the cumulative per-CPU maps once per interval.
+ * the connecting task) applies the filters and remembers the start with the
+ * caller's labels; SYN_SENT -> ESTABLISHED adds the latency to per-CPU
+ * log-linear histograms; SYN_SENT -> CLOSE counts a failure by reason.
+ * Nothing is sent to user space per connection: the plugin reads the
+ * cumulative per-CPU maps once per interval.
  *
  * Two entry points share one handler: a BTF raw tracepoint (cheapest, no
  * tracefs needed) and the classic tracepoint. The loader enables exactly one.
@@ -26,6 +27,8 @@
 #define TCL_TCP_SYN_SENT 2
 #define TCL_TCP_CLOSE 7
 #define TCL_IPPROTO_TCP 6
+#define TCL_AF_INET 2
+#define TCL_AF_INET6 10
 
 /* errno values of the generic Linux ABI (all architectures but alpha, mips,
  * parisc and sparc, which the build refuses). */
@@ -34,11 +37,26 @@
 #define TCL_ECONNREFUSED 111
 #define TCL_EHOSTUNREACH 113
 
-/* Set by the plugin before load (read-only to the programs, so the verifier
- * prunes what a setting switches off). */
-const volatile __u32 tcl_netns_only = 0; /* netns inode, 0: every namespace */
+/*
+ * Settings, written by the plugin before load. They are read-only to the
+ * programs, so the verifier prunes whatever a setting switches off.
+ */
+const volatile __u32 tcl_by = 0;           /* TCL_BY_* */
+const volatile bool tcl_report_total = true;
+const volatile __u32 tcl_netns_only = 0;   /* netns inode, 0: every namespace */
+const volatile bool tcl_filter_pid = false;
+const volatile bool tcl_filter_uid = false;
+const volatile bool tcl_filter_comm = false;
+const volatile bool tcl_filter_rport = false;    /* RemotePort given */
+const volatile bool tcl_ignore_rport = false;    /* IgnoreRemotePort given */
+const volatile bool tcl_filter_network = false;  /* IncludeRemoteNetwork */
+const volatile bool tcl_ignore_network = false;  /* IgnoreRemoteNetwork */
+const volatile bool tcl_use_networks = false;    /* any RemoteNetwork */
+const volatile __u32 tcl_ncgroups = 0;
+const volatile __u64 tcl_cgroup_ids[TCL_MAX_CGROUP_FILTERS] = {};
+const volatile __u32 tcl_cgroup_levels[TCL_MAX_CGROUP_FILTERS] = {};
 
-/* Sized by the plugin before load (MaxInflight, series bound). */
+/* Sized by the plugin before load (MaxInflight, MaxSeries). */
 struct {
   __uint(type, BPF_MAP_TYPE_HASH);
   __uint(max_entries, 16384);
@@ -61,6 +79,58 @@ struct {
   __type(key, __u32);
   __type(value, struct tcl_counters);
 } tcl_counters SEC(".maps");
+
+/* Label set -> series id. The plugin deletes idle ones. */
+struct {
+  __uint(type, BPF_MAP_TYPE_HASH);
+  __uint(max_entries, 1);
+  __type(key, struct tcl_labels);
+  __type(value, __u32);
+} tcl_series SEC(".maps");
+
+/* Series ids not in use; the plugin fills it and returns expired ids. */
+struct {
+  __uint(type, BPF_MAP_TYPE_QUEUE);
+  __uint(max_entries, 1);
+  __type(value, __u32);
+} tcl_free_ids SEC(".maps");
+
+/* Filter sets: key -> TCL_MATCH_* */
+struct {
+  __uint(type, BPF_MAP_TYPE_HASH);
+  __uint(max_entries, 64);
+  __type(key, __u32);
+  __type(value, __u8);
+} tcl_pids SEC(".maps");
+
+struct {
+  __uint(type, BPF_MAP_TYPE_HASH);
+  __uint(max_entries, 64);
+  __type(key, __u32);
+  __type(value, __u8);
+} tcl_uids SEC(".maps");
+
+struct {
+  __uint(type, BPF_MAP_TYPE_HASH);
+  __uint(max_entries, 64);
+  __type(key, char[16]);
+  __type(value, __u8);
+} tcl_comms SEC(".maps");
+
+struct {
+  __uint(type, BPF_MAP_TYPE_HASH);
+  __uint(max_entries, 128);
+  __type(key, __u16);
+  __type(value, __u8);
+} tcl_rports SEC(".maps");
+
+struct {
+  __uint(type, BPF_MAP_TYPE_LPM_TRIE);
+  __uint(max_entries, 256);
+  __uint(map_flags, BPF_F_NO_PREALLOC);
+  __type(key, struct tcl_net_key);
+  __type(value, struct tcl_net_value);
+} tcl_networks SEC(".maps");
 
 static __always_inline struct tcl_counters *tcl_counters_get(void)
 {
@@ -117,23 +187,116 @@ static __always_inline bool tcl_foreign_netns(const struct sock *sk)
          BPF_CORE_READ(sk, __sk_common.skc_net.net, ns.inum) != tcl_netns_only;
 }
 
+static __always_inline bool tcl_needs_destination(void)
+{
+  return (tcl_by & (TCL_BY_REMOTE_PORT | TCL_BY_FAMILY |
+                    TCL_BY_REMOTE_ADDRESS | TCL_BY_REMOTE_NETWORK)) ||
+         tcl_filter_rport || tcl_ignore_rport || tcl_use_networks;
+}
+
+/* The destination, with IPv4 (and IPv4-mapped IPv6) as ::ffff:a.b.c.d. */
+static __always_inline void tcl_read_destination(const struct sock *sk,
+                                                 struct tcl_labels *who)
+{
+  __u16 family = BPF_CORE_READ(sk, __sk_common.skc_family);
+
+  who->rport = __builtin_bswap16(BPF_CORE_READ(sk, __sk_common.skc_dport));
+  if (family == TCL_AF_INET) {
+    __be32 daddr = BPF_CORE_READ(sk, __sk_common.skc_daddr);
+    who->family = 4;
+    who->raddr[10] = 0xff;
+    who->raddr[11] = 0xff;
+    __builtin_memcpy(&who->raddr[12], &daddr, 4);
+  } else {
+    BPF_CORE_READ_INTO(&who->raddr, sk, __sk_common.skc_v6_daddr.in6_u.u6_addr8);
+    __u32 *w = (__u32 *)who->raddr;
+    bool mapped = w[0] == 0 && w[1] == 0 && who->raddr[8] == 0 &&
+                  who->raddr[9] == 0 && who->raddr[10] == 0xff &&
+                  who->raddr[11] == 0xff;
+    who->family = mapped ? 4 : 6;
+  }
+}
+
+/* Pid, Uid, Process: the set must name it when given. */
+static __always_inline bool tcl_in_set(void *map, const void *key)
+{
+  __u8 *flags = bpf_map_lookup_elem(map, key);
+
+  return flags && (*flags & TCL_MATCH_INCLUDE);
+}
+
+static __always_inline bool tcl_cgroup_matches(void)
+{
+  for (__u32 i = 0; i < TCL_MAX_CGROUP_FILTERS; i++) {
+    if (i >= tcl_ncgroups)
+      break;
+    if (bpf_get_current_ancestor_cgroup_id(tcl_cgroup_levels[i]) ==
+        tcl_cgroup_ids[i])
+      return true;
+  }
+  return false;
+}
+
+/* Every filter at once (AND); false: leave this connect out. */
+static __always_inline bool tcl_wanted(struct tcl_labels *who, __u32 tgid)
+{
+  if (tcl_filter_pid && !tcl_in_set(&tcl_pids, &tgid))
+    return false;
+  if (tcl_filter_uid && !tcl_in_set(&tcl_uids, &who->uid))
+    return false;
+  if (tcl_filter_comm && !tcl_in_set(&tcl_comms, who->comm))
+    return false;
+  if (tcl_ncgroups && !tcl_cgroup_matches())
+    return false;
+  if (tcl_filter_rport || tcl_ignore_rport) {
+    __u8 *flags = bpf_map_lookup_elem(&tcl_rports, &who->rport);
+    __u8 f = flags ? *flags : 0;
+    if (tcl_filter_rport && !(f & TCL_MATCH_INCLUDE))
+      return false;
+    if (tcl_ignore_rport && (f & TCL_MATCH_IGNORE))
+      return false;
+  }
+  if (tcl_use_networks) {
+    struct tcl_net_key key = {.prefixlen = 128};
+    struct tcl_net_value *net;
+
+    __builtin_memcpy(key.addr, who->raddr, 16);
+    net = bpf_map_lookup_elem(&tcl_networks, &key);
+    who->network = net ? net->index : 0;
+    if (tcl_filter_network && !(net && net->include))
+      return false;
+    if (tcl_ignore_network && net && net->ignore)
+      return false;
+  }
+  return true;
+}
+
 static __always_inline void tcl_connect_start(const struct sock *sk)
 {
   struct tcl_inflight start = {};
   struct tcl_counters *c;
-  __u64 skaddr = (__u64)sk, pid_tgid;
+  __u64 skaddr = (__u64)sk;
 
   if (tcl_foreign_netns(sk))
     return;
 
-  pid_tgid = bpf_get_current_pid_tgid();
-  start.start_ns = bpf_ktime_get_ns();
-  start.tgid = pid_tgid >> 32;
-  start.uid = (__u32)bpf_get_current_uid_gid();
-  start.cgroup_id = bpf_get_current_cgroup_id();
-  bpf_get_current_comm(start.comm, sizeof(start.comm));
+  start.tgid = bpf_get_current_pid_tgid() >> 32;
+  start.who.uid = (__u32)bpf_get_current_uid_gid();
+  start.who.cgroup_id = bpf_get_current_cgroup_id();
+  bpf_get_current_comm(start.who.comm, sizeof(start.who.comm));
+  if (tcl_by & TCL_BY_NETNS)
+    start.who.netns = BPF_CORE_READ(sk, __sk_common.skc_net.net, ns.inum);
+  if (tcl_needs_destination())
+    tcl_read_destination(sk, &start.who);
 
   c = tcl_counters_get();
+  if (!tcl_wanted(&start.who, start.tgid)) {
+    if (c)
+      c->filtered++;
+    return;
+  }
+
+  start.start_ns = bpf_ktime_get_ns();
   if (bpf_map_update_elem(&tcl_inflight, &skaddr, &start, BPF_ANY)) {
     if (c)
       c->dropped++;
@@ -143,16 +306,61 @@ static __always_inline void tcl_connect_start(const struct sock *sk)
     c->started++;
 }
 
+/* The series of a label set, created on first use; "other" past MaxSeries. */
+static __always_inline __u32 tcl_series_of(const struct tcl_labels *who)
+{
+  struct tcl_labels key = {};
+  struct tcl_counters *c;
+  __u32 *found, id;
+
+  if (tcl_by & TCL_BY_PROCESS)
+    __builtin_memcpy(key.comm, who->comm, sizeof(key.comm));
+  if (tcl_by & TCL_BY_UID)
+    key.uid = who->uid;
+  if (tcl_by & TCL_BY_REMOTE_PORT)
+    key.rport = who->rport;
+  if (tcl_by & TCL_BY_FAMILY)
+    key.family = who->family;
+  if (tcl_by & TCL_BY_CGROUP)
+    key.cgroup_id = who->cgroup_id;
+  if (tcl_by & TCL_BY_NETNS)
+    key.netns = who->netns;
+  if (tcl_by & TCL_BY_REMOTE_ADDRESS)
+    __builtin_memcpy(key.raddr, who->raddr, sizeof(key.raddr));
+  if (tcl_by & TCL_BY_REMOTE_NETWORK)
+    key.network = who->network;
+
+  found = bpf_map_lookup_elem(&tcl_series, &key);
+  if (found)
+    return *found;
+  if (bpf_map_pop_elem(&tcl_free_ids, &id) == 0) {
+    if (bpf_map_update_elem(&tcl_series, &key, &id, BPF_NOEXIST) == 0)
+      return id;
+    /* Another CPU created it meanwhile, or the map is full. */
+    bpf_map_push_elem(&tcl_free_ids, &id, 0);
+    found = bpf_map_lookup_elem(&tcl_series, &key);
+    if (found)
+      return *found;
+  }
+  c = tcl_counters_get();
+  if (c)
+    c->overflow++;
+  return TCL_SERIES_OTHER;
+}
+
 static __always_inline void tcl_connect_end(const struct sock *sk, int newstate,
                                             int sk_err)
 {
   struct tcl_inflight *start;
+  struct tcl_labels who = {};
   struct tcl_counters *c;
-  __u64 skaddr = (__u64)sk, now, start_ns;
+  __u64 skaddr = (__u64)sk, start_ns, ns = 0;
+  __u32 slot;
 
   if (tcl_foreign_netns(sk))
     return;
   c = tcl_counters_get();
+
   start = bpf_map_lookup_elem(&tcl_inflight, &skaddr);
   if (!start) {
     if (c)
@@ -160,6 +368,8 @@ static __always_inline void tcl_connect_end(const struct sock *sk, int newstate,
     return;
   }
   start_ns = start->start_ns;
+  if (tcl_by)
+    who = start->who;
   if (bpf_map_delete_elem(&tcl_inflight, &skaddr)) {
     if (c)
       c->unmatched++;
@@ -169,13 +379,19 @@ static __always_inline void tcl_connect_end(const struct sock *sk, int newstate,
     c->completed++;
 
   if (newstate == TCL_TCP_ESTABLISHED) {
-    now = bpf_ktime_get_ns();
-    __u64 ns = now > start_ns ? now - start_ns : 0;
-    tcl_stats_add(TCL_SERIES_ALL, tcl_bucket_index(ns), ns);
+    __u64 now = bpf_ktime_get_ns();
+    ns = now > start_ns ? now - start_ns : 0;
+    slot = tcl_bucket_index(ns);
   } else if (newstate == TCL_TCP_CLOSE) {
-    tcl_stats_add(TCL_SERIES_ALL, TCL_SLOT_FAILURE_BASE + tcl_reason(sk_err), 0);
+    slot = TCL_SLOT_FAILURE_BASE + tcl_reason(sk_err);
+  } else {
+    return; /* SYN_SENT -> SYN_RECV (simultaneous open): neither */
   }
-  /* SYN_SENT -> SYN_RECV (simultaneous open) is neither: forgotten. */
+
+  if (tcl_report_total)
+    tcl_stats_add(TCL_SERIES_ALL, slot, ns);
+  if (tcl_by)
+    tcl_stats_add(tcl_series_of(&who), slot, ns);
 }
 
 SEC("tp_btf/inet_sock_set_state")

@@ -37,8 +37,59 @@ enum tcl_reason {
 #define TCL_SLOT_FAILURE_BASE TCL_NBUCKETS
 #define TCL_NSLOTS (TCL_NBUCKETS + TCL_NREASONS)
 
-/* The host-wide series. */
+/* The host-wide series, the overflow series, then label sets. */
 #define TCL_SERIES_ALL 0
+#define TCL_SERIES_OTHER 1
+#define TCL_SERIES_FIRST 2
+
+/* Labels that split the series (By). */
+enum tcl_by {
+  TCL_BY_PROCESS = 1 << 0,
+  TCL_BY_UID = 1 << 1,
+  TCL_BY_REMOTE_PORT = 1 << 2,
+  TCL_BY_FAMILY = 1 << 3,
+  TCL_BY_CGROUP = 1 << 4,
+  TCL_BY_NETNS = 1 << 5,
+  TCL_BY_REMOTE_ADDRESS = 1 << 6,
+  TCL_BY_REMOTE_NETWORK = 1 << 7,
+};
+
+/* At most this many cgroup prefixes and remote networks. */
+#define TCL_MAX_CGROUP_FILTERS 8
+#define TCL_MAX_NETWORKS 64
+
+/*
+ * Who connected where, gathered at CLOSE->SYN_SENT: the task is only known
+ * then. As a series key, fields the By option does not name stay zero.
+ */
+struct tcl_labels {
+  __u64 cgroup_id;
+  __u32 uid;
+  __u32 netns;
+  __u8 raddr[16]; /* IPv6, or IPv4 as ::ffff:a.b.c.d */
+  char comm[16];
+  __u16 rport;   /* host byte order */
+  __u8 family;   /* 4 or 6 (IPv4-mapped IPv6 counts as 4) */
+  __u8 network;  /* RemoteNetwork index + 1; 0: none matched */
+  __u32 pad;
+};
+
+/* RemoteNetwork CIDRs: an LPM trie over IPv6 (IPv4 mapped) addresses. */
+struct tcl_net_key {
+  __u32 prefixlen;
+  __u8 addr[16];
+};
+
+struct tcl_net_value {
+  __u8 index;   /* network index + 1 */
+  __u8 include; /* IncludeRemoteNetwork named it */
+  __u8 ignore;  /* IgnoreRemoteNetwork named it */
+  __u8 pad;
+};
+
+/* Filter sets (Pid, Uid, Process, RemotePort): value flags. */
+#define TCL_MATCH_INCLUDE 1
+#define TCL_MATCH_IGNORE 2
 
 struct tcl_stats_key {
   __u32 series;
@@ -54,10 +105,9 @@ struct tcl_stats_value {
 /* What the kernel remembers between CLOSE->SYN_SENT and the outcome. */
 struct tcl_inflight {
   __u64 start_ns;
-  __u64 cgroup_id;
   __u32 tgid;
-  __u32 uid;
-  char comm[16];
+  __u32 pad;
+  struct tcl_labels who;
 };
 
 /* Per-CPU event counters, cumulative. */
@@ -67,6 +117,8 @@ struct tcl_counters {
   __u64 dropped;   /* starts not remembered: the in-flight map was full */
   __u64 unmatched; /* outcomes with no start (the socket predates us, or dropped) */
   __u64 stats_full; /* outcomes lost because the stats map was full */
+  __u64 filtered;  /* connects the filters left out */
+  __u64 overflow;  /* outcomes counted in series "other": MaxSeries reached */
 };
 
 /* floor(log2(v)) for v > 0, without loops (the BPF target has no clz). */

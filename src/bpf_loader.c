@@ -5,6 +5,7 @@
 #include "utils/common/common.h"
 
 #include "bpf_loader.h"
+#include "cgroup.h"
 
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
@@ -95,9 +96,107 @@ static bool tcl_has_bpf_capabilities(void)
   return (eff & (1ULL << CAP_BPF)) && (eff & (1ULL << CAP_PERFMON));
 }
 
+/* Settings the programs read as constants. */
+static void tcl_bpf_settings(const tcl_conf_t *conf, struct tcpconnlat_bpf *skel)
+{
+  struct tcpconnlat_bpf__rodata *ro = skel->rodata;
+
+  ro->tcl_by = conf->by;
+  ro->tcl_report_total = conf->report_total;
+  ro->tcl_filter_pid = conf->pids_num > 0;
+  ro->tcl_filter_uid = conf->uids_num > 0;
+  ro->tcl_filter_comm = conf->comms_num > 0;
+  ro->tcl_filter_rport = conf->rports_num > 0;
+  ro->tcl_ignore_rport = conf->ignore_rports_num > 0;
+  ro->tcl_use_networks = conf->cidrs_num > 0;
+  for (size_t i = 0; i < conf->networks_num; i++) {
+    if (conf->networks[i].include)
+      ro->tcl_filter_network = true;
+    if (conf->networks[i].ignore)
+      ro->tcl_ignore_network = true;
+  }
+}
+
+static int tcl_bpf_set_flag(int fd, const void *key, __u8 flag)
+{
+  __u8 flags = 0;
+
+  bpf_map_lookup_elem(fd, key, &flags); /* ENOENT: starts from 0 */
+  flags |= flag;
+  return bpf_map_update_elem(fd, key, &flags, BPF_ANY) ? errno : 0;
+}
+
+/* Filter sets, networks and free series ids, before anything is attached. */
+static int tcl_bpf_fill_maps(const tcl_conf_t *conf, struct tcpconnlat_bpf *skel)
+{
+  int err = 0;
+
+  for (size_t i = 0; i < conf->pids_num && !err; i++)
+    err = tcl_bpf_set_flag(bpf_map__fd(skel->maps.tcl_pids), &conf->pids[i],
+                           TCL_MATCH_INCLUDE);
+  for (size_t i = 0; i < conf->uids_num && !err; i++)
+    err = tcl_bpf_set_flag(bpf_map__fd(skel->maps.tcl_uids), &conf->uids[i],
+                           TCL_MATCH_INCLUDE);
+  for (size_t i = 0; i < conf->comms_num && !err; i++)
+    err = tcl_bpf_set_flag(bpf_map__fd(skel->maps.tcl_comms), conf->comms[i],
+                           TCL_MATCH_INCLUDE);
+  for (size_t i = 0; i < conf->rports_num && !err; i++)
+    err = tcl_bpf_set_flag(bpf_map__fd(skel->maps.tcl_rports),
+                           &conf->rports[i], TCL_MATCH_INCLUDE);
+  for (size_t i = 0; i < conf->ignore_rports_num && !err; i++)
+    err = tcl_bpf_set_flag(bpf_map__fd(skel->maps.tcl_rports),
+                           &conf->ignore_rports[i], TCL_MATCH_IGNORE);
+  for (size_t i = 0; i < conf->cidrs_num && !err; i++) {
+    const tcl_cidr_t *c = &conf->cidrs[i];
+    const tcl_network_t *n = &conf->networks[c->network];
+    struct tcl_net_key key = {.prefixlen = c->prefixlen};
+    struct tcl_net_value val = {
+        .index = (__u8)(c->network + 1),
+        .include = n->include,
+        .ignore = n->ignore,
+    };
+    memcpy(key.addr, c->addr, sizeof(key.addr));
+    if (bpf_map_update_elem(bpf_map__fd(skel->maps.tcl_networks), &key, &val,
+                            BPF_ANY) != 0)
+      err = errno;
+  }
+  for (__u32 id = TCL_SERIES_FIRST;
+       id < TCL_SERIES_FIRST + conf->max_series && !err; id++)
+    if (bpf_map_update_elem(bpf_map__fd(skel->maps.tcl_free_ids), NULL, &id,
+                            BPF_ANY) != 0)
+      err = errno;
+  return err;
+}
+
+/* Cgroup prefixes: resolved to (id, level) before load. */
+static int tcl_bpf_cgroups(const tcl_conf_t *conf, struct tcpconnlat_bpf *skel,
+                           char *errbuf, size_t errlen)
+{
+  for (size_t i = 0; i < conf->cgroups_num; i++) {
+    uint64_t id;
+    uint32_t level;
+    int err = tcl_cgroup_lookup(conf->cgroups[i], &id, &level);
+
+    if (err != 0) {
+      const char *root = tcl_cgroup_root();
+      snprintf(errbuf, errlen,
+               "Cgroup \"%s\" was not found under the cgroup v2 mount %s (%s): "
+               "give the path of an existing cgroup, such as /system.slice",
+               conf->cgroups[i], root ? root : "(none mounted)",
+               strerror(err));
+      return err;
+    }
+    skel->rodata->tcl_cgroup_ids[i] = id;
+    skel->rodata->tcl_cgroup_levels[i] = level;
+  }
+  skel->rodata->tcl_ncgroups = (__u32)conf->cgroups_num;
+  return 0;
+}
+
 /* One attempt with one attach mode. On failure *stage says where. */
 static int tcl_bpf_try(const tcl_conf_t *conf, tcl_attach_mode_t mode,
-                       tcl_bpf_t *bpf, const char **stage)
+                       tcl_bpf_t *bpf, const char **stage, char *errbuf,
+                       size_t errlen)
 {
   LIBBPF_OPTS(bpf_object_open_opts, opts);
   struct tcpconnlat_bpf *skel;
@@ -113,7 +212,13 @@ static int tcl_bpf_try(const tcl_conf_t *conf, tcl_attach_mode_t mode,
   if (skel == NULL)
     return errno ? errno : EINVAL;
 
+  *stage = "cgroup";
+  err = tcl_bpf_cgroups(conf, skel, errbuf, errlen);
+  if (err != 0)
+    goto fail;
+
   *stage = "size";
+  tcl_bpf_settings(conf, skel);
   if (conf->own_netns_only) {
     struct stat st;
     if (stat("/proc/self/ns/net", &st) != 0) {
@@ -123,8 +228,14 @@ static int tcl_bpf_try(const tcl_conf_t *conf, tcl_attach_mode_t mode,
     skel->rodata->tcl_netns_only = (__u32)st.st_ino;
   }
   err = bpf_map__set_max_entries(skel->maps.tcl_inflight, conf->max_inflight);
+  if (err == 0) /* an upper bound: entries are allocated when first used */
+    err = bpf_map__set_max_entries(skel->maps.tcl_stats,
+                                   (conf->max_series + TCL_SERIES_FIRST) *
+                                       TCL_NSLOTS);
   if (err == 0)
-    err = bpf_map__set_max_entries(skel->maps.tcl_stats, TCL_NSLOTS);
+    err = bpf_map__set_max_entries(skel->maps.tcl_series, conf->max_series);
+  if (err == 0)
+    err = bpf_map__set_max_entries(skel->maps.tcl_free_ids, conf->max_series);
   if (err == 0)
     err = bpf_program__set_autoload(skel->progs.tcl_tp_btf,
                                     mode == TCL_ATTACH_TP_BTF);
@@ -136,6 +247,11 @@ static int tcl_bpf_try(const tcl_conf_t *conf, tcl_attach_mode_t mode,
 
   *stage = "load";
   err = tcpconnlat_bpf__load(skel);
+  if (err != 0)
+    goto fail;
+
+  *stage = "fill";
+  err = tcl_bpf_fill_maps(conf, skel);
   if (err != 0)
     goto fail;
 
@@ -156,6 +272,8 @@ static int tcl_bpf_try(const tcl_conf_t *conf, tcl_attach_mode_t mode,
   bpf->skel = skel;
   bpf->mode = mode;
   bpf->stats_fd = bpf_map__fd(skel->maps.tcl_stats);
+  bpf->series_fd = bpf_map__fd(skel->maps.tcl_series);
+  bpf->free_ids_fd = bpf_map__fd(skel->maps.tcl_free_ids);
   bpf->counters_fd = bpf_map__fd(skel->maps.tcl_counters);
   return 0;
 
@@ -226,7 +344,7 @@ int tcl_bpf_start(const tcl_conf_t *conf, tcl_bpf_t *bpf, char *errbuf,
   int err;
 
   memset(bpf, 0, sizeof(*bpf));
-  bpf->stats_fd = bpf->counters_fd = -1;
+  bpf->stats_fd = bpf->counters_fd = bpf->series_fd = bpf->free_ids_fd = -1;
 
   if (access(btf, R_OK) != 0) {
     snprintf(errbuf, errlen,
@@ -255,9 +373,11 @@ int tcl_bpf_start(const tcl_conf_t *conf, tcl_bpf_t *bpf, char *errbuf,
   for (size_t i = 0; i < nmodes; i++) {
     const char *stage = "";
 
-    err = tcl_bpf_try(conf, modes[i], bpf, &stage);
+    err = tcl_bpf_try(conf, modes[i], bpf, &stage, reason, sizeof(reason));
     if (err == 0)
       return 0;
+    if (strcmp(stage, "cgroup") == 0)
+      break; /* a configuration problem, the same in every mode */
     tcl_bpf_explain(conf, modes[i], stage, err, reason, sizeof(reason));
     if (i + 1 < nmodes)
       INFO("tcpconnlat plugin: %s; trying %s next.", reason,
@@ -272,5 +392,5 @@ void tcl_bpf_stop(tcl_bpf_t *bpf)
   if (bpf->skel != NULL)
     tcpconnlat_bpf__destroy(bpf->skel);
   bpf->skel = NULL;
-  bpf->stats_fd = bpf->counters_fd = -1;
+  bpf->stats_fd = bpf->counters_fd = bpf->series_fd = bpf->free_ids_fd = -1;
 }

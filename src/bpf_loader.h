@@ -12,6 +12,8 @@ typedef struct {
   tcl_attach_mode_t mode; /* what is attached: tp_btf or tracepoint */
   int stats_fd;
   int counters_fd;
+  int series_fd;   /* labels -> series id */
+  int free_ids_fd; /* queue of unused series ids */
 } tcl_bpf_t;
 
 /*

@@ -19,6 +19,25 @@ typedef enum {
 #define TCL_MAX_MAX_INFLIGHT (1 << 24)
 #define TCL_MAX_PERCENTILES 32
 #define TCL_MAX_BUCKETS 64
+#define TCL_DEFAULT_MAX_SERIES 256
+#define TCL_MAX_MAX_SERIES 100000
+#define TCL_DEFAULT_SERIES_TIMEOUT 10
+#define TCL_MAX_SET 64         /* Pid, Uid, Process entries */
+#define TCL_MAX_PORTS 128      /* RemotePort + IgnoreRemotePort */
+#define TCL_MAX_CIDRS 256
+#define TCL_NETWORK_NAME_LEN 64
+
+typedef struct {
+  uint8_t addr[16]; /* IPv6, IPv4 as ::ffff:a.b.c.d */
+  uint32_t prefixlen; /* over the 128-bit form */
+  uint32_t network; /* index into networks[] */
+} tcl_cidr_t;
+
+typedef struct {
+  char name[TCL_NETWORK_NAME_LEN];
+  bool include;
+  bool ignore;
+} tcl_network_t;
 
 typedef struct {
   double percentiles[TCL_MAX_PERCENTILES];
@@ -31,7 +50,37 @@ typedef struct {
   tcl_attach_mode_t attach_mode;
   uint32_t max_inflight;
   bool verbose;
+
+  /* Breakdowns */
+  uint32_t by; /* TCL_BY_* */
+  bool report_total;
+  uint32_t max_series;
+  uint32_t series_timeout; /* intervals */
+
+  /* Filters, applied in the kernel; several combine with AND */
   bool own_netns_only;
+  uint32_t pids[TCL_MAX_SET];
+  size_t pids_num;
+  uint32_t uids[TCL_MAX_SET];
+  size_t uids_num;
+  char comms[TCL_MAX_SET][16];
+  size_t comms_num;
+  char cgroups[TCL_MAX_CGROUP_FILTERS][1024];
+  size_t cgroups_num;
+  uint16_t rports[TCL_MAX_PORTS];
+  size_t rports_num;
+  uint16_t ignore_rports[TCL_MAX_PORTS];
+  size_t ignore_rports_num;
+
+  /* RemoteNetwork NAME CIDR..., IncludeRemoteNetwork, IgnoreRemoteNetwork */
+  tcl_network_t networks[TCL_MAX_NETWORKS];
+  size_t networks_num;
+  tcl_cidr_t cidrs[TCL_MAX_CIDRS];
+  size_t cidrs_num;
+  /* Include/IgnoreRemoteNetwork names, resolved by tcl_conf_finish so that
+   * they may come before the RemoteNetwork that defines them. */
+  char net_filter_names[2][TCL_MAX_NETWORKS][TCL_NETWORK_NAME_LEN];
+  size_t net_filter_num[2];
   char btf_path[4096]; /* empty: the kernel's own */
 
   /* The first configuration error; init refuses to start when set. */
@@ -50,5 +99,8 @@ struct oconfig_item_s;
 int tcl_conf_parse(tcl_conf_t *conf, struct oconfig_item_s *ci);
 
 const char *tcl_attach_mode_name(tcl_attach_mode_t mode);
+
+/* Pure helpers, exposed for the unit tests. */
+int tcl_parse_cidr(const char *text, uint8_t addr[16], uint32_t *prefixlen);
 
 #endif /* TCPCONNLAT_CONF_H */

@@ -6,7 +6,9 @@
 
 #include "conf.h"
 
+#include <arpa/inet.h>
 #include <math.h>
+#include <pwd.h>
 
 /* Default bucket edges in seconds; the last range is open-ended. */
 static const double tcl_default_edges[] = {
@@ -17,7 +19,24 @@ static const double tcl_default_percentiles[] = {50, 90, 99, 99.9};
 
 #define TCL_VALID_KEYS                                                        \
   "Percentile, Bucket, ReportPercentiles, ReportBuckets, ReportFailures, "   \
-  "AttachMode, MaxInflight, BtfPath, Verbose, OwnNetnsOnly"
+  "ReportTotal, By, MaxSeries, SeriesTimeout, RemoteNetwork, Pid, Uid, "     \
+  "Process, Cgroup, RemotePort, IgnoreRemotePort, IncludeRemoteNetwork, "    \
+  "IgnoreRemoteNetwork, OwnNetnsOnly, AttachMode, MaxInflight, BtfPath, "    \
+  "Verbose"
+
+static const struct {
+  const char *name;
+  uint32_t bit;
+} tcl_by_names[] = {
+    {"process", TCL_BY_PROCESS},
+    {"uid", TCL_BY_UID},
+    {"remote_port", TCL_BY_REMOTE_PORT},
+    {"family", TCL_BY_FAMILY},
+    {"cgroup", TCL_BY_CGROUP},
+    {"netns", TCL_BY_NETNS},
+    {"remote_address", TCL_BY_REMOTE_ADDRESS},
+    {"remote_network", TCL_BY_REMOTE_NETWORK},
+};
 
 __attribute__((format(printf, 2, 3))) static void
 tcl_conf_error(tcl_conf_t *conf, const char *format, ...)
@@ -34,6 +53,8 @@ tcl_conf_error(tcl_conf_t *conf, const char *format, ...)
     sstrncpy(conf->error, msg, sizeof(conf->error));
 }
 
+static int tcl_conf_network_index(tcl_conf_t *conf, const char *name);
+
 static uint64_t tcl_seconds_to_ns(double seconds)
 {
   return (uint64_t)llround(seconds * 1e9);
@@ -47,11 +68,40 @@ void tcl_conf_init(tcl_conf_t *conf)
   conf->report_failures = true;
   conf->attach_mode = TCL_ATTACH_AUTO;
   conf->max_inflight = TCL_DEFAULT_MAX_INFLIGHT;
+  conf->report_total = true;
+  conf->max_series = TCL_DEFAULT_MAX_SERIES;
+  conf->series_timeout = TCL_DEFAULT_SERIES_TIMEOUT;
 }
 
 void tcl_conf_finish(tcl_conf_t *conf)
 {
   size_t n;
+
+  for (int ignore = 0; ignore < 2; ignore++) {
+    for (size_t i = 0; i < conf->net_filter_num[ignore]; i++) {
+      const char *name = conf->net_filter_names[ignore][i];
+      int idx = tcl_conf_network_index(conf, name);
+      if (idx < 0) {
+        tcl_conf_error(conf,
+                       "%s: expected the name of a RemoteNetwork, got \"%s\", "
+                       "which no RemoteNetwork defines.",
+                       ignore ? "IgnoreRemoteNetwork" : "IncludeRemoteNetwork",
+                       name);
+        continue;
+      }
+      if (ignore)
+        conf->networks[idx].ignore = true;
+      else
+        conf->networks[idx].include = true;
+    }
+    conf->net_filter_num[ignore] = 0;
+  }
+  if ((conf->by & TCL_BY_REMOTE_NETWORK) && conf->networks_num == 0)
+    tcl_conf_error(conf, "By: remote_network expected at least one "
+                         "RemoteNetwork NAME CIDR to be configured.");
+  if (!conf->report_total && conf->by == 0)
+    tcl_conf_error(conf, "ReportTotal: false expected a By option, or "
+                         "nothing would be reported.");
 
   if (conf->percentiles_num == 0) {
     n = STATIC_ARRAY_SIZE(tcl_default_percentiles);
@@ -179,20 +229,311 @@ static void tcl_conf_attach_mode(tcl_conf_t *conf, const oconfig_item_t *ci)
                    mode);
 }
 
-static void tcl_conf_max_inflight(tcl_conf_t *conf, const oconfig_item_t *ci)
+/* A whole number in [min, max] from value `index` of the option. */
+static int tcl_conf_whole(tcl_conf_t *conf, const oconfig_item_t *ci, int index,
+                          double min, double max, uint32_t *ret)
 {
   char expected[96];
   double n;
 
-  snprintf(expected, sizeof(expected), "a whole number from 1 to %d",
-           TCL_MAX_MAX_INFLIGHT);
-  if (tcl_conf_number(conf, ci, expected, &n) != 0)
-    return;
-  if (!(n >= 1 && n <= TCL_MAX_MAX_INFLIGHT) || n != floor(n)) {
+  snprintf(expected, sizeof(expected), "a whole number from %.0f to %.0f", min,
+           max);
+  if (ci->values_num < 1 || index >= ci->values_num ||
+      ci->values[index].type != OCONFIG_TYPE_NUMBER) {
+    tcl_conf_error(conf, "%s: expected %s.", ci->key, expected);
+    return -1;
+  }
+  n = ci->values[index].value.number;
+  if (!(n >= min && n <= max) || n != floor(n)) {
     tcl_conf_error(conf, "%s: expected %s, got %g.", ci->key, expected, n);
+    return -1;
+  }
+  *ret = (uint32_t)n;
+  return 0;
+}
+
+static void tcl_conf_single_whole(tcl_conf_t *conf, const oconfig_item_t *ci,
+                                  double min, double max, uint32_t *ret)
+{
+  if (ci->values_num != 1) {
+    tcl_conf_error(conf, "%s: expected a whole number from %.0f to %.0f.",
+                   ci->key, min, max);
     return;
   }
-  conf->max_inflight = (uint32_t)n;
+  tcl_conf_whole(conf, ci, 0, min, max, ret);
+}
+
+/* By process uid ... : one or more label names, repeatable. */
+static void tcl_conf_by(tcl_conf_t *conf, const oconfig_item_t *ci)
+{
+  static const char expected[] =
+      "one or more of process, uid, remote_port, family, cgroup, netns, "
+      "remote_address, remote_network";
+
+  if (ci->values_num < 1) {
+    tcl_conf_error(conf, "%s: expected %s.", ci->key, expected);
+    return;
+  }
+  for (int i = 0; i < ci->values_num; i++) {
+    size_t j;
+
+    if (ci->values[i].type != OCONFIG_TYPE_STRING) {
+      tcl_conf_error(conf, "%s: expected %s.", ci->key, expected);
+      return;
+    }
+    for (j = 0; j < STATIC_ARRAY_SIZE(tcl_by_names); j++)
+      if (strcasecmp(ci->values[i].value.string, tcl_by_names[j].name) == 0)
+        break;
+    if (j == STATIC_ARRAY_SIZE(tcl_by_names)) {
+      tcl_conf_error(conf, "%s: expected %s, got \"%s\".", ci->key, expected,
+                     ci->values[i].value.string);
+      return;
+    }
+    conf->by |= tcl_by_names[j].bit;
+  }
+}
+
+int tcl_parse_cidr(const char *text, uint8_t addr[16], uint32_t *prefixlen)
+{
+  char buf[INET6_ADDRSTRLEN + 8];
+  char *slash, *end;
+  long len;
+  struct in_addr v4;
+
+  if (strlen(text) >= sizeof(buf))
+    return -1;
+  sstrncpy(buf, text, sizeof(buf));
+  slash = strchr(buf, '/');
+  if (slash != NULL)
+    *slash++ = '\0';
+  memset(addr, 0, 16);
+  if (inet_pton(AF_INET, buf, &v4) == 1) {
+    len = 32;
+    if (slash != NULL) {
+      len = strtol(slash, &end, 10);
+      if (*slash == '\0' || *end != '\0' || len < 0 || len > 32)
+        return -1;
+    }
+    addr[10] = addr[11] = 0xff;
+    memcpy(addr + 12, &v4, 4);
+    *prefixlen = 96 + (uint32_t)len;
+  } else if (inet_pton(AF_INET6, buf, addr) == 1) {
+    len = 128;
+    if (slash != NULL) {
+      len = strtol(slash, &end, 10);
+      if (*slash == '\0' || *end != '\0' || len < 0 || len > 128)
+        return -1;
+    }
+    *prefixlen = (uint32_t)len;
+  } else {
+    return -1;
+  }
+  /* host bits must be zero: 10.1.2.3/8 is a typo for 10.0.0.0/8 */
+  for (uint32_t bit = *prefixlen; bit < 128; bit++)
+    if (addr[bit / 8] & (0x80 >> (bit % 8)))
+      return -1;
+  return 0;
+}
+
+static int tcl_conf_network_index(tcl_conf_t *conf, const char *name)
+{
+  for (size_t i = 0; i < conf->networks_num; i++)
+    if (strcmp(conf->networks[i].name, name) == 0)
+      return (int)i;
+  return -1;
+}
+
+/* RemoteNetwork NAME CIDR [CIDR...] */
+static void tcl_conf_remote_network(tcl_conf_t *conf, const oconfig_item_t *ci)
+{
+  static const char expected[] =
+      "a name and one or more CIDR ranges, e.g. RemoteNetwork \"dc1\" "
+      "\"10.0.0.0/8\" \"fd00::/8\"";
+  const char *name;
+  int idx;
+
+  if (ci->values_num < 2 || ci->values[0].type != OCONFIG_TYPE_STRING) {
+    tcl_conf_error(conf, "%s: expected %s.", ci->key, expected);
+    return;
+  }
+  name = ci->values[0].value.string;
+  if (name[0] == '\0' || strlen(name) >= TCL_NETWORK_NAME_LEN ||
+      strcmp(name, "other") == 0) {
+    tcl_conf_error(conf,
+                   "%s: expected a network name of 1 to %d characters other "
+                   "than \"other\", got \"%s\".",
+                   ci->key, TCL_NETWORK_NAME_LEN - 1, name);
+    return;
+  }
+  idx = tcl_conf_network_index(conf, name);
+  if (idx < 0) {
+    if (conf->networks_num >= TCL_MAX_NETWORKS) {
+      tcl_conf_error(conf, "%s: at most %d networks can be named.", ci->key,
+                     TCL_MAX_NETWORKS);
+      return;
+    }
+    idx = (int)conf->networks_num++;
+    sstrncpy(conf->networks[idx].name, name, TCL_NETWORK_NAME_LEN);
+  }
+  for (int i = 1; i < ci->values_num; i++) {
+    tcl_cidr_t *c;
+
+    if (ci->values[i].type != OCONFIG_TYPE_STRING) {
+      tcl_conf_error(conf, "%s: expected %s.", ci->key, expected);
+      return;
+    }
+    if (conf->cidrs_num >= TCL_MAX_CIDRS) {
+      tcl_conf_error(conf, "%s: at most %d CIDR ranges can be configured.",
+                     ci->key, TCL_MAX_CIDRS);
+      return;
+    }
+    c = &conf->cidrs[conf->cidrs_num];
+    if (tcl_parse_cidr(ci->values[i].value.string, c->addr, &c->prefixlen) !=
+        0) {
+      tcl_conf_error(conf,
+                     "%s: expected an IPv4 or IPv6 CIDR range with zero host "
+                     "bits (such as 10.0.0.0/8 or fd00::/8), got \"%s\".",
+                     ci->key, ci->values[i].value.string);
+      return;
+    }
+    c->network = (uint32_t)idx;
+    conf->cidrs_num++;
+  }
+}
+
+/* IncludeRemoteNetwork / IgnoreRemoteNetwork NAME... */
+static void tcl_conf_network_filter(tcl_conf_t *conf, const oconfig_item_t *ci,
+                                    int ignore)
+{
+  if (ci->values_num < 1) {
+    tcl_conf_error(conf, "%s: expected one or more names of RemoteNetwork.",
+                   ci->key);
+    return;
+  }
+  for (int i = 0; i < ci->values_num; i++) {
+    if (ci->values[i].type != OCONFIG_TYPE_STRING) {
+      tcl_conf_error(conf, "%s: expected one or more names of RemoteNetwork.",
+                     ci->key);
+      return;
+    }
+    if (conf->net_filter_num[ignore] >= TCL_MAX_NETWORKS) {
+      tcl_conf_error(conf, "%s: too many names.", ci->key);
+      return;
+    }
+    sstrncpy(conf->net_filter_names[ignore][conf->net_filter_num[ignore]++],
+             ci->values[i].value.string, TCL_NETWORK_NAME_LEN);
+  }
+}
+
+static void tcl_conf_pid(tcl_conf_t *conf, const oconfig_item_t *ci)
+{
+  for (int i = 0; i < ci->values_num || i == 0; i++) {
+    uint32_t pid;
+    if (tcl_conf_whole(conf, ci, i, 1, 4194304, &pid) != 0)
+      return;
+    if (conf->pids_num >= TCL_MAX_SET) {
+      tcl_conf_error(conf, "%s: at most %d can be given.", ci->key, TCL_MAX_SET);
+      return;
+    }
+    conf->pids[conf->pids_num++] = pid;
+  }
+}
+
+/* Uid: numbers, or user names looked up now. */
+static void tcl_conf_uid(tcl_conf_t *conf, const oconfig_item_t *ci)
+{
+  for (int i = 0; i < ci->values_num || i == 0; i++) {
+    uint32_t uid;
+
+    if (i < ci->values_num && ci->values[i].type == OCONFIG_TYPE_STRING) {
+      struct passwd *pw = getpwnam(ci->values[i].value.string);
+      if (pw == NULL) {
+        tcl_conf_error(conf, "%s: expected a user id or the name of a user, "
+                             "got \"%s\", which is no user here.",
+                       ci->key, ci->values[i].value.string);
+        return;
+      }
+      uid = (uint32_t)pw->pw_uid;
+    } else if (tcl_conf_whole(conf, ci, i, 0, 4294967294.0, &uid) != 0) {
+      return;
+    }
+    if (conf->uids_num >= TCL_MAX_SET) {
+      tcl_conf_error(conf, "%s: at most %d can be given.", ci->key, TCL_MAX_SET);
+      return;
+    }
+    conf->uids[conf->uids_num++] = uid;
+  }
+}
+
+static void tcl_conf_process(tcl_conf_t *conf, const oconfig_item_t *ci)
+{
+  static const char expected[] =
+      "one or more process names (comm) of 1 to 15 bytes";
+
+  if (ci->values_num < 1) {
+    tcl_conf_error(conf, "%s: expected %s.", ci->key, expected);
+    return;
+  }
+  for (int i = 0; i < ci->values_num; i++) {
+    const char *comm;
+
+    if (ci->values[i].type != OCONFIG_TYPE_STRING) {
+      tcl_conf_error(conf, "%s: expected %s.", ci->key, expected);
+      return;
+    }
+    comm = ci->values[i].value.string;
+    if (comm[0] == '\0' || strlen(comm) > 15) {
+      tcl_conf_error(conf, "%s: expected %s, got \"%s\".", ci->key, expected,
+                     comm);
+      return;
+    }
+    if (conf->comms_num >= TCL_MAX_SET) {
+      tcl_conf_error(conf, "%s: at most %d can be given.", ci->key, TCL_MAX_SET);
+      return;
+    }
+    memset(conf->comms[conf->comms_num], 0, 16);
+    memcpy(conf->comms[conf->comms_num++], comm, strlen(comm));
+  }
+}
+
+static void tcl_conf_cgroup(tcl_conf_t *conf, const oconfig_item_t *ci)
+{
+  static const char expected[] =
+      "a cgroup v2 path such as \"/system.slice\"";
+  const char *path;
+
+  if (ci->values_num != 1 || ci->values[0].type != OCONFIG_TYPE_STRING ||
+      ci->values[0].value.string[0] != '/') {
+    tcl_conf_error(conf, "%s: expected %s.", ci->key, expected);
+    return;
+  }
+  path = ci->values[0].value.string;
+  if (strlen(path) >= sizeof(conf->cgroups[0])) {
+    tcl_conf_error(conf, "%s: the path is too long.", ci->key);
+    return;
+  }
+  if (conf->cgroups_num >= TCL_MAX_CGROUP_FILTERS) {
+    tcl_conf_error(conf, "%s: at most %d can be given.", ci->key,
+                   TCL_MAX_CGROUP_FILTERS);
+    return;
+  }
+  sstrncpy(conf->cgroups[conf->cgroups_num++], path, sizeof(conf->cgroups[0]));
+}
+
+static void tcl_conf_ports(tcl_conf_t *conf, const oconfig_item_t *ci,
+                           uint16_t *ports, size_t *num)
+{
+  for (int i = 0; i < ci->values_num || i == 0; i++) {
+    uint32_t port;
+    if (tcl_conf_whole(conf, ci, i, 1, 65535, &port) != 0)
+      return;
+    if (conf->rports_num + conf->ignore_rports_num >= TCL_MAX_PORTS) {
+      tcl_conf_error(conf, "%s: at most %d ports can be given.", ci->key,
+                     TCL_MAX_PORTS);
+      return;
+    }
+    ports[(*num)++] = (uint16_t)port;
+  }
 }
 
 static void tcl_conf_btf_path(tcl_conf_t *conf, const oconfig_item_t *ci)
@@ -223,7 +564,36 @@ int tcl_conf_parse(tcl_conf_t *conf, oconfig_item_t *ci)
     else if (strcasecmp("AttachMode", child->key) == 0)
       tcl_conf_attach_mode(conf, child);
     else if (strcasecmp("MaxInflight", child->key) == 0)
-      tcl_conf_max_inflight(conf, child);
+      tcl_conf_single_whole(conf, child, 1, TCL_MAX_MAX_INFLIGHT,
+                            &conf->max_inflight);
+    else if (strcasecmp("ReportTotal", child->key) == 0)
+      tcl_conf_boolean(conf, child, &conf->report_total);
+    else if (strcasecmp("By", child->key) == 0)
+      tcl_conf_by(conf, child);
+    else if (strcasecmp("MaxSeries", child->key) == 0)
+      tcl_conf_single_whole(conf, child, 1, TCL_MAX_MAX_SERIES,
+                            &conf->max_series);
+    else if (strcasecmp("SeriesTimeout", child->key) == 0)
+      tcl_conf_single_whole(conf, child, 1, 1000000, &conf->series_timeout);
+    else if (strcasecmp("RemoteNetwork", child->key) == 0)
+      tcl_conf_remote_network(conf, child);
+    else if (strcasecmp("IncludeRemoteNetwork", child->key) == 0)
+      tcl_conf_network_filter(conf, child, 0);
+    else if (strcasecmp("IgnoreRemoteNetwork", child->key) == 0)
+      tcl_conf_network_filter(conf, child, 1);
+    else if (strcasecmp("Pid", child->key) == 0)
+      tcl_conf_pid(conf, child);
+    else if (strcasecmp("Uid", child->key) == 0)
+      tcl_conf_uid(conf, child);
+    else if (strcasecmp("Process", child->key) == 0)
+      tcl_conf_process(conf, child);
+    else if (strcasecmp("Cgroup", child->key) == 0)
+      tcl_conf_cgroup(conf, child);
+    else if (strcasecmp("RemotePort", child->key) == 0)
+      tcl_conf_ports(conf, child, conf->rports, &conf->rports_num);
+    else if (strcasecmp("IgnoreRemotePort", child->key) == 0)
+      tcl_conf_ports(conf, child, conf->ignore_rports,
+                     &conf->ignore_rports_num);
     else if (strcasecmp("BtfPath", child->key) == 0)
       tcl_conf_btf_path(conf, child);
     else if (strcasecmp("Verbose", child->key) == 0)

@@ -116,7 +116,8 @@ void tcl_dispatch_series(const tcl_conf_t *conf, const char *instance,
   }
 }
 
-void tcl_dispatch_self(const struct tcl_counters *c)
+void tcl_dispatch_self(const struct tcl_counters *c, uint32_t series,
+                       uint64_t series_expired)
 {
   uint64_t inflight = c->started > c->completed ? c->started - c->completed : 0;
 
@@ -127,4 +128,11 @@ void tcl_dispatch_self(const struct tcl_counters *c)
              (value_t){.derive = (derive_t)c->unmatched});
   tcl_submit("self", "derive", "stats_dropped",
              (value_t){.derive = (derive_t)c->stats_full});
+  tcl_submit("self", "derive", "filtered",
+             (value_t){.derive = (derive_t)c->filtered});
+  tcl_submit("self", "derive", "series_overflow",
+             (value_t){.derive = (derive_t)c->overflow});
+  tcl_submit("self", "derive", "series_expired",
+             (value_t){.derive = (derive_t)series_expired});
+  tcl_submit("self", "gauge", "series", (value_t){.gauge = (double)series});
 }

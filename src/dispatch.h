@@ -16,6 +16,7 @@ void tcl_dispatch_series(const tcl_conf_t *conf, const char *instance,
                          double interval_s);
 
 /* The plugin's own health: plugin instance "self". */
-void tcl_dispatch_self(const struct tcl_counters *counters);
+void tcl_dispatch_self(const struct tcl_counters *counters, uint32_t series,
+                       uint64_t series_expired);
 
 #endif /* TCPCONNLAT_DISPATCH_H */

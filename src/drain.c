@@ -141,6 +141,8 @@ int tcl_drain_counters(tcl_drain_t *d, int fd, struct tcl_counters *out)
     out->dropped += c->dropped;
     out->unmatched += c->unmatched;
     out->stats_full += c->stats_full;
+    out->filtered += c->filtered;
+    out->overflow += c->overflow;
   }
   return 0;
 }

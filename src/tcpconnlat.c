@@ -14,10 +14,12 @@
 #include "utils/common/common.h"
 
 #include "bpf_loader.h"
+#include "cgroup.h"
 #include "conf.h"
 #include "dispatch.h"
 #include "drain.h"
 #include "histogram.h"
+#include "series.h"
 
 static tcl_conf_t conf;
 static bool conf_initialized;
@@ -25,6 +27,7 @@ static bool conf_initialized;
 static tcl_bpf_t tcl_bpf;
 static tcl_drain_t tcl_drain;
 static tcl_snapshot_t tcl_prev, tcl_cur, tcl_delta;
+static tcl_series_t tcl_series;
 static bool tcl_running;
 
 static void tcl_conf_ensure(void)
@@ -48,6 +51,8 @@ static void tcpconnlat_cleanup(void)
   tcl_snapshot_free(&tcl_prev);
   tcl_snapshot_free(&tcl_cur);
   tcl_snapshot_free(&tcl_delta);
+  tcl_series_free(&tcl_series);
+  tcl_cgroup_free();
   tcl_bpf_log_restore();
   tcl_running = false;
 }
@@ -60,16 +65,18 @@ static int tcpconnlat_init(void)
   tcl_conf_ensure();
   if (tcl_running)
     return 0;
+  tcl_conf_finish(&conf);
   if (conf.error[0] != '\0') {
     ERROR("tcpconnlat plugin: not starting because of the configuration "
           "error above (%s)",
           conf.error);
     return -1;
   }
-  tcl_conf_finish(&conf);
   tcl_bpf_log_to_collectd(conf.verbose);
 
   status = tcl_drain_init(&tcl_drain);
+  if (status == 0)
+    status = tcl_series_init(&tcl_series, conf.max_series);
   if (status != 0) {
     ERROR("tcpconnlat plugin: cannot size the map buffers: %s",
           strerror(status));
@@ -103,25 +110,43 @@ static int tcpconnlat_init(void)
   return 0;
 }
 
-/* [begin, end) of series `series` in a sorted snapshot. */
-static void tcl_series_range(const tcl_snapshot_t *s, uint32_t series,
-                             size_t *begin, size_t *end)
+/* Dispatches every series of the snapshot: cur and delta are both sorted by
+ * (series, slot), so one merged walk pairs each series with its growth. */
+static void tcpconnlat_dispatch_all(double interval_s)
 {
-  size_t i = 0;
+  size_t c = 0, d = 0;
+  bool all_seen = false;
 
-  while (i < s->num && s->entries[i].series < series)
-    i++;
-  *begin = i;
-  while (i < s->num && s->entries[i].series == series)
-    i++;
-  *end = i;
+  while (c < tcl_cur.num) {
+    uint32_t id = tcl_cur.entries[c].series;
+    size_t cb = c, db;
+    const char *instance;
+
+    while (c < tcl_cur.num && tcl_cur.entries[c].series == id)
+      c++;
+    while (d < tcl_delta.num && tcl_delta.entries[d].series < id)
+      d++;
+    db = d;
+    while (d < tcl_delta.num && tcl_delta.entries[d].series == id)
+      d++;
+
+    if (id == TCL_SERIES_ALL)
+      all_seen = true;
+    instance = tcl_series_instance(&tcl_series, &conf, id, d > db);
+    if (instance != NULL)
+      tcl_dispatch_series(&conf, instance, tcl_delta.entries + db, d - db,
+                          tcl_cur.entries + cb, c - cb, interval_s);
+  }
+  /* Before the first connect the kernel has no entry yet: "all" still
+   * reports its zero totals and NaN latencies. */
+  if (!all_seen && conf.report_total)
+    tcl_dispatch_series(&conf, "all", NULL, 0, NULL, 0, interval_s);
 }
 
 static int tcpconnlat_read(void)
 {
   struct tcl_counters counters;
   tcl_snapshot_t swap;
-  size_t db, de, cb, ce;
   double interval_s = CDTIME_T_TO_DOUBLE(plugin_get_interval());
   int status;
 
@@ -135,19 +160,21 @@ static int tcpconnlat_read(void)
     return -1;
   }
   status = tcl_snapshot_delta(&tcl_prev, &tcl_cur, &tcl_delta);
+  if (status == 0)
+    status = tcl_series_begin(&tcl_series, &conf, tcl_bpf.series_fd, &tcl_cur,
+                              &tcl_delta);
   if (status != 0) {
     ERROR("tcpconnlat plugin: %s", strerror(status));
     return -1;
   }
 
-  tcl_series_range(&tcl_delta, TCL_SERIES_ALL, &db, &de);
-  tcl_series_range(&tcl_cur, TCL_SERIES_ALL, &cb, &ce);
-  tcl_dispatch_series(&conf, "all", tcl_delta.entries + db, de - db,
-                      tcl_cur.entries + cb, ce - cb, interval_s);
+  tcpconnlat_dispatch_all(interval_s);
 
   if (tcl_drain_counters(&tcl_drain, tcl_bpf.counters_fd, &counters) == 0)
-    tcl_dispatch_self(&counters);
+    tcl_dispatch_self(&counters, tcl_series.live, tcl_series.expired);
 
+  tcl_series_end(&tcl_series, &conf, tcl_bpf.series_fd, tcl_bpf.stats_fd,
+                 tcl_bpf.free_ids_fd, &tcl_cur);
   swap = tcl_prev;
   tcl_prev = tcl_cur;
   tcl_cur = swap;

@@ -1,0 +1,45 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Label sets as plugin instances: one documented, unambiguous encoding that
+ * is safe in collectd identifiers, CSV/RRD file names, Graphite paths and
+ * InfluxDB tags. Pure functions, unit-tested with hostile input.
+ *
+ * The plugin instance lists the labels in a fixed order, each as KEY-VALUE,
+ * joined by "_":   process-curl_uid-1000_remoteport-443
+ * Keys: process uid cgroup netns family remotenetwork remoteaddress
+ * remoteport (lowercase letters only). Values keep A-Z a-z 0-9 and "-";
+ * "_" becomes "__"; every other byte becomes "_" and two uppercase hex
+ * digits ("." is "_2E", "/" is "_2F", " " is "_20"). After a "_", a second
+ * "_" is a literal underscore, a hex digit starts an escape and a lowercase
+ * letter starts the next key, so the encoding reads back one way only.
+ * Addresses are written with "-" in place of "." and ":" (127-0-0-1,
+ * fd00--1). An instance longer than collectd allows keeps its start and ends
+ * in "_hash-XXXXXXXX", a hash of the whole encoding.
+ */
+#ifndef TCPCONNLAT_LABELS_H
+#define TCPCONNLAT_LABELS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <linux/types.h>
+
+#include "tcpconnlat.h"
+
+/* What a label set needs besides the kernel's struct: names to print. */
+typedef struct {
+  const char *const *network_names; /* RemoteNetwork names, by index */
+  size_t networks_num;
+  const char *cgroup_path; /* the cgroup's path, or NULL if unknown */
+} tcl_label_names_t;
+
+/* Escapes len bytes of in; returns the length written (out is NUL-ended,
+ * truncated at an escape boundary when outlen is short). */
+size_t tcl_escape_value(const char *in, size_t len, char *out, size_t outlen);
+
+/* The plugin instance of a label set under `by`. Returns its length. */
+size_t tcl_labels_instance(const struct tcl_labels *l, uint32_t by,
+                           const tcl_label_names_t *names, char *out,
+                           size_t outlen);
+
+#endif /* TCPCONNLAT_LABELS_H */

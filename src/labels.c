@@ -45,11 +45,9 @@ size_t tcl_escape_value(const char *in, size_t len, char *out, size_t outlen)
   return o;
 }
 
-/* 32-bit FNV-1a */
-static uint32_t tcl_hash(const char *s, size_t len)
+/* 32-bit FNV-1a, continued from h */
+static uint32_t tcl_hash(uint32_t h, const char *s, size_t len)
 {
-  uint32_t h = 2166136261u;
-
   for (size_t i = 0; i < len; i++) {
     h ^= (unsigned char)s[i];
     h *= 16777619u;
@@ -61,6 +59,7 @@ typedef struct {
   char *buf;
   size_t len;
   size_t cap;
+  uint32_t hash; /* of every key and raw value, so never of a cut string */
 } tcl_strbuf_t;
 
 static void tcl_append(tcl_strbuf_t *b, const char *s, size_t n)
@@ -77,6 +76,9 @@ static void tcl_pair(tcl_strbuf_t *b, const char *key, const char *value,
 {
   char esc[1024];
 
+  b->hash = tcl_hash(b->hash, key, strlen(key) + 1);
+  b->hash = tcl_hash(b->hash, value, vlen);
+  b->hash = tcl_hash(b->hash, "", 1);
   if (b->len > 0)
     tcl_append(b, "_", 1);
   tcl_append(b, key, strlen(key));
@@ -134,7 +136,8 @@ size_t tcl_labels_instance(const struct tcl_labels *l, uint32_t by,
                            size_t outlen)
 {
   char full[2048], value[256];
-  tcl_strbuf_t b = {.buf = full, .len = 0, .cap = sizeof(full)};
+  tcl_strbuf_t b = {
+      .buf = full, .len = 0, .cap = sizeof(full), .hash = 2166136261u};
   size_t comm_len;
 
   full[0] = '\0';
@@ -190,7 +193,7 @@ size_t tcl_labels_instance(const struct tcl_labels *l, uint32_t by,
     char suffix[32];
     size_t keep, slen;
 
-    snprintf(suffix, sizeof(suffix), "_hash-%08x", tcl_hash(full, b.len));
+    snprintf(suffix, sizeof(suffix), "_hash-%08x", b.hash);
     slen = strlen(suffix);
     if (outlen <= slen + 1) {
       out[0] = '\0';

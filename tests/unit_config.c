@@ -209,8 +209,154 @@ static void test_bad_values(void)
   }
 }
 
+static void test_breakdowns_and_filters(void)
+{
+  tcl_conf_t conf;
+  oconfig_item_t *ci;
+
+  reset();
+  ci = add("By");
+  str(ci, "process");
+  str(ci, "remote_port");
+  str(add("by"), "CGROUP");
+  ci = add("RemoteNetwork");
+  str(ci, "dc1");
+  str(ci, "10.0.0.0/8");
+  str(ci, "fd00::/8");
+  ci = add("RemoteNetwork");
+  str(ci, "lo");
+  str(ci, "127.0.0.1");
+  str(add("IgnoreRemoteNetwork"), "lo"); /* after its definition */
+  ci = add("RemotePort");
+  num(ci, 443);
+  num(ci, 80);
+  num(add("IgnoreRemotePort"), 22);
+  num(add("Pid"), 1);
+  ci = add("Uid");
+  num(ci, 1000);
+  str(ci, "root");
+  str(add("Process"), "curl");
+  str(add("Cgroup"), "/system.slice");
+  num(add("MaxSeries"), 10);
+  num(add("SeriesTimeout"), 3);
+  boolean(add("ReportTotal"), false);
+  boolean(add("OwnNetnsOnly"), true);
+  parse(&conf);
+  CHECK(conf.error[0] == '\0');
+  CHECK_EQ_U64(conf.by, TCL_BY_PROCESS | TCL_BY_REMOTE_PORT | TCL_BY_CGROUP);
+  CHECK_EQ_U64(conf.networks_num, 2);
+  CHECK_EQ_U64(conf.cidrs_num, 3);
+  CHECK_EQ_U64(conf.cidrs[0].prefixlen, 96 + 8);
+  CHECK_EQ_U64(conf.cidrs[1].prefixlen, 8);
+  CHECK_EQ_U64(conf.cidrs[2].prefixlen, 128);
+  CHECK_EQ_U64(conf.cidrs[2].network, 1);
+  CHECK(conf.networks[1].ignore && !conf.networks[1].include);
+  CHECK_EQ_U64(conf.rports_num, 2);
+  CHECK_EQ_U64(conf.ignore_rports[0], 22);
+  CHECK_EQ_U64(conf.uids_num, 2);
+  CHECK_EQ_U64(conf.uids[1], 0);
+  CHECK(strcmp(conf.comms[0], "curl") == 0);
+  CHECK(strcmp(conf.cgroups[0], "/system.slice") == 0);
+  CHECK_EQ_U64(conf.max_series, 10);
+  CHECK_EQ_U64(conf.series_timeout, 3);
+  CHECK(!conf.report_total && conf.own_netns_only);
+
+  /* IncludeRemoteNetwork before its RemoteNetwork */
+  reset();
+  str(add("IncludeRemoteNetwork"), "dc1");
+  ci = add("RemoteNetwork");
+  str(ci, "dc1");
+  str(ci, "192.168.0.0/16");
+  parse(&conf);
+  CHECK(conf.error[0] == '\0');
+  CHECK(conf.networks[0].include);
+}
+
+static void test_breakdown_errors(void)
+{
+  oconfig_item_t *ci;
+
+  reset();
+  str(add("By"), "hostname");
+  expect_error("by unknown", "By", "remote_address");
+
+  reset();
+  str(add("By"), "remote_network");
+  expect_error("by network without networks", "remote_network",
+               "RemoteNetwork");
+
+  reset();
+  ci = add("RemoteNetwork");
+  str(ci, "dc1");
+  str(ci, "10.1.2.3/8");
+  expect_error("cidr host bits", "RemoteNetwork", "zero host bits");
+
+  reset();
+  ci = add("RemoteNetwork");
+  str(ci, "dc1");
+  str(ci, "300.1.2.3");
+  expect_error("cidr bad address", "RemoteNetwork", "CIDR");
+
+  reset();
+  ci = add("RemoteNetwork");
+  str(ci, "other");
+  str(ci, "10.0.0.0/8");
+  expect_error("network named other", "RemoteNetwork", "other than");
+
+  reset();
+  str(add("IgnoreRemoteNetwork"), "nowhere");
+  expect_error("undefined network", "IgnoreRemoteNetwork", "nowhere");
+
+  reset();
+  str(add("Process"), "a-name-longer-than-15");
+  expect_error("comm too long", "Process", "1 to 15 bytes");
+
+  reset();
+  str(add("Uid"), "no-such-user-here");
+  expect_error("unknown user", "Uid", "no user here");
+
+  reset();
+  num(add("RemotePort"), 70000);
+  expect_error("port range", "RemotePort", "1 to 65535");
+
+  reset();
+  str(add("Cgroup"), "system.slice");
+  expect_error("relative cgroup", "Cgroup", "/system.slice");
+
+  reset();
+  num(add("MaxSeries"), 0);
+  expect_error("max series", "MaxSeries", "whole number");
+
+  reset();
+  boolean(add("ReportTotal"), false);
+  expect_error("nothing to report", "ReportTotal", "By");
+}
+
+static void test_parse_cidr(void)
+{
+  uint8_t a[16];
+  uint32_t len;
+
+  CHECK(tcl_parse_cidr("10.0.0.0/8", a, &len) == 0 && len == 104 &&
+        a[10] == 0xff && a[12] == 10);
+  CHECK(tcl_parse_cidr("0.0.0.0/0", a, &len) == 0 && len == 96);
+  CHECK(tcl_parse_cidr("::/0", a, &len) == 0 && len == 0);
+  CHECK(tcl_parse_cidr("2001:db8::/32", a, &len) == 0 && len == 32 &&
+        a[0] == 0x20 && a[1] == 0x01);
+  CHECK(tcl_parse_cidr("192.168.1.1", a, &len) == 0 && len == 128);
+  CHECK(tcl_parse_cidr("10.0.0.0/33", a, &len) != 0);
+  CHECK(tcl_parse_cidr("10.0.0.0/", a, &len) != 0);
+  CHECK(tcl_parse_cidr("10.0.0.0/8x", a, &len) != 0);
+  CHECK(tcl_parse_cidr("fd00::1/8", a, &len) != 0);
+  CHECK(tcl_parse_cidr("", a, &len) != 0);
+  CHECK(tcl_parse_cidr("example.com/8", a, &len) != 0);
+}
+
 int main(void)
 {
+  RUN_TEST(test_breakdowns_and_filters);
+  RUN_TEST(test_breakdown_errors);
+  RUN_TEST(test_parse_cidr);
   RUN_TEST(test_defaults);
   RUN_TEST(test_good_values);
   RUN_TEST(test_bad_values);

@@ -25,9 +25,12 @@ TCL_INTERVAL=${TCL_INTERVAL:-1}
 TCL_STOCK_PLUGINDIR=${TCL_STOCK_PLUGINDIR:-$(collectd -h 2>/dev/null | sed -n 's/^ *Plugin directory  *//p')}
 TCL_STOCK_PLUGINDIR=${TCL_STOCK_PLUGINDIR:-/usr/lib/collectd}
 TCL_COLLECTD_PID=
+TCL_OWN_BPF=
 TCL_WORK=
 _TCL_PIDS=()
 _TCL_NETNS=()
+_TCL_HOOKS=()
+_TCL_WAIT_LAST=
 _TCL_FAILED=0
 
 note() { echo "# $*"; }
@@ -59,6 +62,9 @@ tcl_require_root() {
 	[[ -f "$TCL_PLUGIN_DIR/tcpconnlat.so" ]] || tcl_skip_or_fail "the plugin is not built ($TCL_PLUGIN_DIR/tcpconnlat.so)"
 }
 
+# Run COMMAND (eval'd) at cleanup, after processes and namespaces are gone.
+tcl_on_cleanup() { _TCL_HOOKS+=("$1"); }
+
 # Start a background process tracked by PID (killed on exit).
 tcl_spawn() {
 	"$@" &
@@ -86,6 +92,10 @@ tcl_cleanup() {
 		ip netns delete "$ns" 2>/dev/null || true
 	done
 	_TCL_NETNS=()
+	for pid in "${_TCL_HOOKS[@]}"; do
+		eval "$pid" || true
+	done
+	_TCL_HOOKS=()
 	if [[ -n "$TCL_WORK" && -d "$TCL_WORK" ]]; then
 		if [[ $_TCL_FAILED -eq 0 && -z "${TCL_KEEP:-}" ]]; then
 			rm -rf "$TCL_WORK"
@@ -133,7 +143,7 @@ wait_until() {
 	deadline=$(($(_tcl_now_ms) + timeout * 1000))
 	until "$@"; do
 		if (($(_tcl_now_ms) >= deadline)); then
-			fail "timed out after ${timeout}s waiting for: $desc"
+			fail "timed out after ${timeout}s waiting for: $desc${_TCL_WAIT_LAST:+ (last: $(eval "$_TCL_WAIT_LAST" 2>/dev/null || echo none))}"
 		fi
 		sleep 0.05
 	done
@@ -176,6 +186,7 @@ collectd_start() {
 	TCL_COLLECTD_PID=$!
 	wait_until 20 "collectd to finish its init" \
 		grep -q "Initialization complete" "$TCL_WORK/collectd.log"
+	TCL_OWN_BPF=$(tcl_collectd_bpf_ids | tr '\n' ' ')
 }
 
 collectd_alive() {
@@ -240,8 +251,9 @@ _tcl_rows_at_least() { (($(csv_rows "$1") >= $2)); }
 
 # Wait until a counter's last value equals WANT.
 wait_value() {
-	wait_until "${3:-15}" "$1 to reach $2 (last: $(csv_last "$1" 2>/dev/null || echo none))" \
-		_tcl_value_is "$1" "$2"
+	_TCL_WAIT_LAST="csv_last '$1'"
+	wait_until "${3:-15}" "$1 to reach $2" _tcl_value_is "$1" "$2"
+	_TCL_WAIT_LAST=
 }
 _tcl_value_is() {
 	local v
@@ -250,7 +262,29 @@ _tcl_value_is() {
 	awk -v a="$v" -v b="$2" 'BEGIN { exit !(a == b + 0 && a ~ /^[-0-9.e+]+$/) }'
 }
 
-# How many BPF programs and maps of ours are loaded (0 after shutdown).
+# BPF objects held through collectd's own fds: "prog_id:N", "map_id:N" lines.
+tcl_collectd_bpf_ids() {
+	[[ -n "$TCL_COLLECTD_PID" ]] || return 0
+	{ grep -hsE '^(prog_id|map_id|link_id):' /proc/"$TCL_COLLECTD_PID"/fdinfo/* 2>/dev/null || true; } |
+		tr -d '\t ' | sort -u
+}
+
+# Are any of the objects our collectd held (recorded at start) still alive?
+_tcl_own_bpf_alive() {
+	local item kind id
+	for item in $TCL_OWN_BPF; do
+		kind=${item%%:*} id=${item#*:}
+		case $kind in
+		prog_id) bpftool prog show id "$id" >/dev/null 2>&1 && return 0 ;;
+		map_id) bpftool map show id "$id" >/dev/null 2>&1 && return 0 ;;
+		link_id) bpftool link show id "$id" >/dev/null 2>&1 && return 0 ;;
+		esac
+	done
+	return 1
+}
+
+# How many BPF programs and maps named like ours are loaded on the host
+# (other collectds included).
 tcl_progs_loaded() {
 	local progs maps
 	progs=$(bpftool prog list 2>/dev/null | grep -cE 'name tcl_(tp_btf|tracepoint)' || true)
@@ -258,9 +292,15 @@ tcl_progs_loaded() {
 	echo $((progs + maps))
 }
 
-# The kernel frees programs and maps asynchronously after the last fd is
-# closed: wait for none of ours to remain, or fail.
-_tcl_no_bpf_left() { [[ $(tcl_progs_loaded) -eq 0 ]]; }
+# No BPF object of ours left: if collectd still runs (a failed init), it
+# holds no BPF fd; the programs, maps and links it held at start are gone
+# (the kernel frees them asynchronously after the last fd closes: wait).
+_tcl_no_bpf_left() {
+	if collectd_alive && [[ -n "$(tcl_collectd_bpf_ids)" && -z "$TCL_OWN_BPF" ]]; then
+		return 1
+	fi
+	! _tcl_own_bpf_alive
+}
 wait_no_bpf_left() {
-	wait_until 10 "no tcpconnlat BPF program or map left ($1)" _tcl_no_bpf_left
+	wait_until 10 "no tcpconnlat BPF program, map or link left ($1)" _tcl_no_bpf_left
 }

@@ -38,7 +38,8 @@ run_with() { # DROPIN_FILE LABEL
 }
 
 run_with "$dropin" "the drop-in as shipped"
-sed -E '/#BtfPath/!s/^([[:space:]]*)#([A-Z][A-Za-z]+[[:space:]])/\1\2/' "$dropin" >"$TCL_WORK/all-options.conf"
-n=$(grep -cE '^[[:space:]]+(Percentile|Bucket|Report|AttachMode|MaxInflight|Verbose)' "$TCL_WORK/all-options.conf")
+# "#Key value" lines show defaults; "##Key value" lines are examples.
+sed -E 's/^([[:space:]]*)#([A-Z][A-Za-z]+[[:space:]])/\1\2/' "$dropin" >"$TCL_WORK/all-options.conf"
+n=$(grep -cE '^[[:space:]]+(Percentile|Bucket|Report|AttachMode|MaxInflight|Verbose|MaxSeries|SeriesTimeout|OwnNetnsOnly)' "$TCL_WORK/all-options.conf")
 ((n >= 20)) || fail "uncommenting found only $n options in the drop-in"
 run_with "$TCL_WORK/all-options.conf" "the drop-in with all $n options uncommented"

@@ -273,6 +273,7 @@ static int tcl_bpf_try(const tcl_conf_t *conf, tcl_attach_mode_t mode,
   bpf->mode = mode;
   bpf->stats_fd = bpf_map__fd(skel->maps.tcl_stats);
   bpf->series_fd = bpf_map__fd(skel->maps.tcl_series);
+  bpf->prog_fd = bpf_program__fd(prog);
   bpf->free_ids_fd = bpf_map__fd(skel->maps.tcl_free_ids);
   bpf->counters_fd = bpf_map__fd(skel->maps.tcl_counters);
   return 0;
@@ -345,6 +346,7 @@ int tcl_bpf_start(const tcl_conf_t *conf, tcl_bpf_t *bpf, char *errbuf,
 
   memset(bpf, 0, sizeof(*bpf));
   bpf->stats_fd = bpf->counters_fd = bpf->series_fd = bpf->free_ids_fd = -1;
+  bpf->prog_fd = bpf->stats_enable_fd = -1;
 
   if (access(btf, R_OK) != 0) {
     snprintf(errbuf, errlen,
@@ -374,8 +376,17 @@ int tcl_bpf_start(const tcl_conf_t *conf, tcl_bpf_t *bpf, char *errbuf,
     const char *stage = "";
 
     err = tcl_bpf_try(conf, modes[i], bpf, &stage, reason, sizeof(reason));
-    if (err == 0)
+    if (err == 0) {
+      if (conf->collect_bpf_stats) {
+        /* Kernel-wide until the fd is closed; costs two clock reads a run. */
+        bpf->stats_enable_fd = bpf_enable_stats(BPF_STATS_RUN_TIME);
+        if (bpf->stats_enable_fd < 0)
+          WARNING("tcpconnlat plugin: CollectBpfStats: the kernel's BPF "
+                  "run-time statistics could not be enabled: %s",
+                  STRERRNO);
+      }
       return 0;
+    }
     if (strcmp(stage, "cgroup") == 0)
       break; /* a configuration problem, the same in every mode */
     tcl_bpf_explain(conf, modes[i], stage, err, reason, sizeof(reason));
@@ -387,10 +398,29 @@ int tcl_bpf_start(const tcl_conf_t *conf, tcl_bpf_t *bpf, char *errbuf,
   return err;
 }
 
+int tcl_bpf_prog_stats(const tcl_bpf_t *bpf, tcl_prog_stats_t *out)
+{
+  struct bpf_prog_info info;
+  __u32 len = sizeof(info);
+
+  memset(&info, 0, sizeof(info));
+  memset(out, 0, sizeof(*out));
+  if (bpf_obj_get_info_by_fd(bpf->prog_fd, &info, &len) != 0)
+    return errno;
+  out->run_cnt = info.run_cnt;
+  out->run_time_ns = info.run_time_ns;
+  out->recursion_misses = info.recursion_misses;
+  return 0;
+}
+
 void tcl_bpf_stop(tcl_bpf_t *bpf)
 {
+  if (bpf->stats_enable_fd >= 0)
+    close(bpf->stats_enable_fd);
+  bpf->stats_enable_fd = -1;
   if (bpf->skel != NULL)
     tcpconnlat_bpf__destroy(bpf->skel);
   bpf->skel = NULL;
   bpf->stats_fd = bpf->counters_fd = bpf->series_fd = bpf->free_ids_fd = -1;
+  bpf->prog_fd = -1;
 }

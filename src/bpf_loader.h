@@ -14,7 +14,18 @@ typedef struct {
   int counters_fd;
   int series_fd;   /* labels -> series id */
   int free_ids_fd; /* queue of unused series ids */
+  int prog_fd;     /* the attached program */
+  int stats_enable_fd; /* CollectBpfStats: keeps run-time stats on */
 } tcl_bpf_t;
+
+typedef struct {
+  uint64_t run_cnt;          /* 0 unless run-time stats are on */
+  uint64_t run_time_ns;
+  uint64_t recursion_misses; /* runs the kernel skipped (nested on a CPU) */
+} tcl_prog_stats_t;
+
+/* The kernel's accounting of the attached program. */
+int tcl_bpf_prog_stats(const tcl_bpf_t *bpf, tcl_prog_stats_t *out);
 
 /*
  * Opens, sizes, loads and attaches the programs as conf says. On failure

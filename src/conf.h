@@ -50,6 +50,7 @@ typedef struct {
   tcl_attach_mode_t attach_mode;
   uint32_t max_inflight;
   bool verbose;
+  bool collect_bpf_stats;
 
   /* Breakdowns */
   uint32_t by; /* TCL_BY_* */

@@ -22,7 +22,7 @@ static const double tcl_default_percentiles[] = {50, 90, 99, 99.9};
   "ReportTotal, By, MaxSeries, SeriesTimeout, RemoteNetwork, Pid, Uid, "     \
   "Process, Cgroup, RemotePort, IgnoreRemotePort, IncludeRemoteNetwork, "    \
   "IgnoreRemoteNetwork, OwnNetnsOnly, AttachMode, MaxInflight, BtfPath, "    \
-  "Verbose"
+  "CollectBpfStats, Verbose"
 
 static const struct {
   const char *name;
@@ -598,6 +598,8 @@ int tcl_conf_parse(tcl_conf_t *conf, oconfig_item_t *ci)
       tcl_conf_btf_path(conf, child);
     else if (strcasecmp("Verbose", child->key) == 0)
       tcl_conf_boolean(conf, child, &conf->verbose);
+    else if (strcasecmp("CollectBpfStats", child->key) == 0)
+      tcl_conf_boolean(conf, child, &conf->collect_bpf_stats);
     else if (strcasecmp("OwnNetnsOnly", child->key) == 0)
       tcl_conf_boolean(conf, child, &conf->own_netns_only);
     else

@@ -116,8 +116,7 @@ void tcl_dispatch_series(const tcl_conf_t *conf, const char *instance,
   }
 }
 
-void tcl_dispatch_self(const struct tcl_counters *c, uint32_t series,
-                       uint64_t series_expired)
+void tcl_dispatch_self(const struct tcl_counters *c, const tcl_self_t *self)
 {
   uint64_t inflight = c->started > c->completed ? c->started - c->completed : 0;
 
@@ -133,6 +132,17 @@ void tcl_dispatch_self(const struct tcl_counters *c, uint32_t series,
   tcl_submit("self", "derive", "series_overflow",
              (value_t){.derive = (derive_t)c->overflow});
   tcl_submit("self", "derive", "series_expired",
-             (value_t){.derive = (derive_t)series_expired});
-  tcl_submit("self", "gauge", "series", (value_t){.gauge = (double)series});
+             (value_t){.derive = (derive_t)self->series_expired});
+  tcl_submit("self", "gauge", "series",
+             (value_t){.gauge = (double)self->series});
+  tcl_submit("self", "derive", "recursion_misses",
+             (value_t){.derive = (derive_t)self->recursion_misses});
+  tcl_submit("self", "duration", "read",
+             (value_t){.gauge = self->read_seconds});
+  if (self->has_run_stats) {
+    tcl_submit("self", "derive", "bpf_run_count",
+               (value_t){.derive = (derive_t)self->run_cnt});
+    tcl_submit("self", "derive", "bpf_run_time_ns",
+               (value_t){.derive = (derive_t)self->run_time_ns});
+  }
 }

@@ -16,7 +16,17 @@ void tcl_dispatch_series(const tcl_conf_t *conf, const char *instance,
                          double interval_s);
 
 /* The plugin's own health: plugin instance "self". */
-void tcl_dispatch_self(const struct tcl_counters *counters, uint32_t series,
-                       uint64_t series_expired);
+typedef struct {
+  uint32_t series;          /* live label sets */
+  uint64_t series_expired;
+  uint64_t recursion_misses;
+  bool has_run_stats;       /* CollectBpfStats */
+  uint64_t run_cnt;
+  uint64_t run_time_ns;
+  double read_seconds;      /* this read callback so far */
+} tcl_self_t;
+
+void tcl_dispatch_self(const struct tcl_counters *counters,
+                       const tcl_self_t *self);
 
 #endif /* TCPCONNLAT_DISPATCH_H */

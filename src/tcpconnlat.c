@@ -146,6 +146,9 @@ static void tcpconnlat_dispatch_all(double interval_s)
 static int tcpconnlat_read(void)
 {
   struct tcl_counters counters;
+  tcl_prog_stats_t ps;
+  tcl_self_t self = {0};
+  cdtime_t begin = cdtime();
   tcl_snapshot_t swap;
   double interval_s = CDTIME_T_TO_DOUBLE(plugin_get_interval());
   int status;
@@ -170,8 +173,18 @@ static int tcpconnlat_read(void)
 
   tcpconnlat_dispatch_all(interval_s);
 
-  if (tcl_drain_counters(&tcl_drain, tcl_bpf.counters_fd, &counters) == 0)
-    tcl_dispatch_self(&counters, tcl_series.live, tcl_series.expired);
+  self.series = tcl_series.live;
+  self.series_expired = tcl_series.expired;
+  if (tcl_bpf_prog_stats(&tcl_bpf, &ps) == 0) {
+    self.recursion_misses = ps.recursion_misses;
+    self.has_run_stats = tcl_bpf.stats_enable_fd >= 0;
+    self.run_cnt = ps.run_cnt;
+    self.run_time_ns = ps.run_time_ns;
+  }
+  if (tcl_drain_counters(&tcl_drain, tcl_bpf.counters_fd, &counters) == 0) {
+    self.read_seconds = CDTIME_T_TO_DOUBLE(cdtime() - begin);
+    tcl_dispatch_self(&counters, &self);
+  }
 
   tcl_series_end(&tcl_series, &conf, tcl_bpf.series_fd, tcl_bpf.stats_fd,
                  tcl_bpf.free_ids_fd, &tcl_cur);

@@ -99,6 +99,12 @@ struct sock {
   __u16 sk_protocol;
 };
 
+/* The port the kernel keeps after releasing the bound one (inet_num). */
+struct inet_sock {
+  struct sock sk;
+  __be16 inet_sport;
+};
+
 struct trace_entry {
   unsigned short type;
 };

@@ -52,6 +52,8 @@ const volatile bool tcl_ignore_rport = false;    /* IgnoreRemotePort given */
 const volatile bool tcl_filter_network = false;  /* IncludeRemoteNetwork */
 const volatile bool tcl_ignore_network = false;  /* IgnoreRemoteNetwork */
 const volatile bool tcl_use_networks = false;    /* any RemoteNetwork */
+const volatile __u64 tcl_slow_ns = 0;         /* SlowThreshold, 0: off */
+const volatile bool tcl_notify_failures = false;
 const volatile __u32 tcl_ncgroups = 0;
 const volatile __u64 tcl_cgroup_ids[TCL_MAX_CGROUP_FILTERS] = {};
 const volatile __u32 tcl_cgroup_levels[TCL_MAX_CGROUP_FILTERS] = {};
@@ -94,6 +96,12 @@ struct {
   __uint(max_entries, 1);
   __type(value, __u32);
 } tcl_free_ids SEC(".maps");
+
+/* Slow and failed connects for notifications: nothing else crosses. */
+struct {
+  __uint(type, BPF_MAP_TYPE_RINGBUF);
+  __uint(max_entries, 256 * 1024);
+} tcl_events SEC(".maps");
 
 /* Filter sets: key -> TCL_MATCH_* */
 struct {
@@ -348,6 +356,59 @@ static __always_inline __u32 tcl_series_of(const struct tcl_labels *who)
   return TCL_SERIES_OTHER;
 }
 
+/* The source and destination as the socket has them now. */
+static __always_inline void tcl_read_endpoints(const struct sock *sk,
+                                               struct tcl_event *e)
+{
+  __u16 family = BPF_CORE_READ(sk, __sk_common.skc_family);
+
+  /* not skc_num: a failed connect releases its port before this point */
+  e->sport = __builtin_bswap16(BPF_CORE_READ((struct inet_sock *)sk, inet_sport));
+  e->dport = __builtin_bswap16(BPF_CORE_READ(sk, __sk_common.skc_dport));
+  if (family == TCL_AF_INET) {
+    __be32 saddr = BPF_CORE_READ(sk, __sk_common.skc_rcv_saddr);
+    __be32 daddr = BPF_CORE_READ(sk, __sk_common.skc_daddr);
+    e->family = 4;
+    e->saddr[10] = e->saddr[11] = e->daddr[10] = e->daddr[11] = 0xff;
+    __builtin_memcpy(&e->saddr[12], &saddr, 4);
+    __builtin_memcpy(&e->daddr[12], &daddr, 4);
+  } else {
+    BPF_CORE_READ_INTO(&e->saddr, sk,
+                       __sk_common.skc_v6_rcv_saddr.in6_u.u6_addr8);
+    BPF_CORE_READ_INTO(&e->daddr, sk, __sk_common.skc_v6_daddr.in6_u.u6_addr8);
+    __u32 *w = (__u32 *)e->daddr;
+    e->family = (w[0] == 0 && w[1] == 0 && e->daddr[8] == 0 &&
+                 e->daddr[9] == 0 && e->daddr[10] == 0xff &&
+                 e->daddr[11] == 0xff)
+                    ? 4
+                    : 6;
+  }
+}
+
+static __always_inline void tcl_emit(const struct sock *sk, __u32 tgid,
+                                     const struct tcl_labels *who,
+                                     __u64 latency_ns, __u8 reason)
+{
+  struct tcl_event *e = bpf_ringbuf_reserve(&tcl_events, sizeof(*e), 0);
+  struct tcl_counters *c;
+
+  if (!e) {
+    c = tcl_counters_get();
+    if (c)
+      c->events_lost++;
+    return;
+  }
+  __builtin_memset(e, 0, sizeof(*e));
+  e->ktime_ns = bpf_ktime_get_ns();
+  e->latency_ns = latency_ns;
+  e->tgid = tgid;
+  e->uid = who->uid;
+  __builtin_memcpy(e->comm, who->comm, sizeof(e->comm));
+  e->reason = reason;
+  tcl_read_endpoints(sk, e);
+  bpf_ringbuf_submit(e, 0);
+}
+
 static __always_inline void tcl_connect_end(const struct sock *sk, int newstate,
                                             int sk_err)
 {
@@ -355,7 +416,7 @@ static __always_inline void tcl_connect_end(const struct sock *sk, int newstate,
   struct tcl_labels who = {};
   struct tcl_counters *c;
   __u64 skaddr = (__u64)sk, start_ns, ns = 0;
-  __u32 slot;
+  __u32 slot, tgid;
 
   if (tcl_foreign_netns(sk))
     return;
@@ -368,7 +429,8 @@ static __always_inline void tcl_connect_end(const struct sock *sk, int newstate,
     return;
   }
   start_ns = start->start_ns;
-  if (tcl_by)
+  tgid = start->tgid;
+  if (tcl_by || tcl_slow_ns || tcl_notify_failures)
     who = start->who;
   if (bpf_map_delete_elem(&tcl_inflight, &skaddr)) {
     if (c)
@@ -392,6 +454,13 @@ static __always_inline void tcl_connect_end(const struct sock *sk, int newstate,
     tcl_stats_add(TCL_SERIES_ALL, slot, ns);
   if (tcl_by)
     tcl_stats_add(tcl_series_of(&who), slot, ns);
+
+  if (newstate == TCL_TCP_ESTABLISHED) {
+    if (tcl_slow_ns && ns >= tcl_slow_ns)
+      tcl_emit(sk, tgid, &who, ns, TCL_EVENT_SLOW);
+  } else if (tcl_notify_failures) {
+    tcl_emit(sk, tgid, &who, 0, (__u8)(slot - TCL_SLOT_FAILURE_BASE));
+  }
 }
 
 SEC("tp_btf/inet_sock_set_state")

@@ -110,6 +110,23 @@ struct tcl_inflight {
   struct tcl_labels who;
 };
 
+/* One slow or failed connect, for a notification (ring buffer). */
+struct tcl_event {
+  __u64 ktime_ns;   /* bpf_ktime_get_ns() at the outcome */
+  __u64 latency_ns; /* 0 for failures */
+  __u32 tgid;
+  __u32 uid;
+  char comm[16];
+  __u8 saddr[16];   /* IPv6, IPv4 as ::ffff:a.b.c.d */
+  __u8 daddr[16];
+  __u16 sport;      /* host byte order */
+  __u16 dport;
+  __u8 family;      /* 4 or 6 */
+  __u8 reason;      /* enum tcl_reason, or TCL_EVENT_SLOW */
+  __u16 pad;
+};
+#define TCL_EVENT_SLOW 0xff
+
 /* Per-CPU event counters, cumulative. */
 struct tcl_counters {
   __u64 started;   /* connects remembered in the in-flight map */
@@ -119,6 +136,7 @@ struct tcl_counters {
   __u64 stats_full; /* outcomes lost because the stats map was full */
   __u64 filtered;  /* connects the filters left out */
   __u64 overflow;  /* outcomes counted in series "other": MaxSeries reached */
+  __u64 events_lost; /* notification events the ring buffer had no room for */
 };
 
 /* floor(log2(v)) for v > 0, without loops (the BPF target has no clz). */

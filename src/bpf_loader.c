@@ -102,6 +102,8 @@ static void tcl_bpf_settings(const tcl_conf_t *conf, struct tcpconnlat_bpf *skel
   struct tcpconnlat_bpf__rodata *ro = skel->rodata;
 
   ro->tcl_by = conf->by;
+  ro->tcl_slow_ns = conf->slow_threshold_ns;
+  ro->tcl_notify_failures = conf->notify_failures;
   ro->tcl_report_total = conf->report_total;
   ro->tcl_filter_pid = conf->pids_num > 0;
   ro->tcl_filter_uid = conf->uids_num > 0;
@@ -236,6 +238,10 @@ static int tcl_bpf_try(const tcl_conf_t *conf, tcl_attach_mode_t mode,
     err = bpf_map__set_max_entries(skel->maps.tcl_series, conf->max_series);
   if (err == 0)
     err = bpf_map__set_max_entries(skel->maps.tcl_free_ids, conf->max_series);
+  if (err == 0 && conf->slow_threshold_ns == 0 && !conf->notify_failures)
+    /* unused: the smallest ring buffer there is (one page) */
+    err = bpf_map__set_max_entries(skel->maps.tcl_events,
+                                   (__u32)sysconf(_SC_PAGESIZE));
   if (err == 0)
     err = bpf_program__set_autoload(skel->progs.tcl_tp_btf,
                                     mode == TCL_ATTACH_TP_BTF);
@@ -274,6 +280,7 @@ static int tcl_bpf_try(const tcl_conf_t *conf, tcl_attach_mode_t mode,
   bpf->stats_fd = bpf_map__fd(skel->maps.tcl_stats);
   bpf->series_fd = bpf_map__fd(skel->maps.tcl_series);
   bpf->prog_fd = bpf_program__fd(prog);
+  bpf->events_fd = bpf_map__fd(skel->maps.tcl_events);
   bpf->free_ids_fd = bpf_map__fd(skel->maps.tcl_free_ids);
   bpf->counters_fd = bpf_map__fd(skel->maps.tcl_counters);
   return 0;
@@ -346,7 +353,7 @@ int tcl_bpf_start(const tcl_conf_t *conf, tcl_bpf_t *bpf, char *errbuf,
 
   memset(bpf, 0, sizeof(*bpf));
   bpf->stats_fd = bpf->counters_fd = bpf->series_fd = bpf->free_ids_fd = -1;
-  bpf->prog_fd = bpf->stats_enable_fd = -1;
+  bpf->prog_fd = bpf->stats_enable_fd = bpf->events_fd = -1;
 
   if (access(btf, R_OK) != 0) {
     snprintf(errbuf, errlen,
@@ -422,5 +429,5 @@ void tcl_bpf_stop(tcl_bpf_t *bpf)
     tcpconnlat_bpf__destroy(bpf->skel);
   bpf->skel = NULL;
   bpf->stats_fd = bpf->counters_fd = bpf->series_fd = bpf->free_ids_fd = -1;
-  bpf->prog_fd = -1;
+  bpf->prog_fd = bpf->events_fd = -1;
 }

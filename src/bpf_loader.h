@@ -15,6 +15,7 @@ typedef struct {
   int series_fd;   /* labels -> series id */
   int free_ids_fd; /* queue of unused series ids */
   int prog_fd;     /* the attached program */
+  int events_fd;   /* ring buffer of slow and failed connects */
   int stats_enable_fd; /* CollectBpfStats: keeps run-time stats on */
 } tcl_bpf_t;
 

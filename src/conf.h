@@ -26,6 +26,7 @@ typedef enum {
 #define TCL_MAX_PORTS 128      /* RemotePort + IgnoreRemotePort */
 #define TCL_MAX_CIDRS 256
 #define TCL_NETWORK_NAME_LEN 64
+#define TCL_DEFAULT_MAX_NOTIFICATIONS 100
 
 typedef struct {
   uint8_t addr[16]; /* IPv6, IPv4 as ::ffff:a.b.c.d */
@@ -51,6 +52,11 @@ typedef struct {
   uint32_t max_inflight;
   bool verbose;
   bool collect_bpf_stats;
+
+  /* Notifications */
+  uint64_t slow_threshold_ns; /* 0: off */
+  bool notify_failures;
+  uint32_t max_notifications; /* per second */
 
   /* Breakdowns */
   uint32_t by; /* TCL_BY_* */

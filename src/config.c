@@ -22,7 +22,8 @@ static const double tcl_default_percentiles[] = {50, 90, 99, 99.9};
   "ReportTotal, By, MaxSeries, SeriesTimeout, RemoteNetwork, Pid, Uid, "     \
   "Process, Cgroup, RemotePort, IgnoreRemotePort, IncludeRemoteNetwork, "    \
   "IgnoreRemoteNetwork, OwnNetnsOnly, AttachMode, MaxInflight, BtfPath, "    \
-  "CollectBpfStats, Verbose"
+  "CollectBpfStats, SlowThreshold, NotifyFailures, "                       \
+  "MaxNotificationsPerSecond, Verbose"
 
 static const struct {
   const char *name;
@@ -71,6 +72,7 @@ void tcl_conf_init(tcl_conf_t *conf)
   conf->report_total = true;
   conf->max_series = TCL_DEFAULT_MAX_SERIES;
   conf->series_timeout = TCL_DEFAULT_SERIES_TIMEOUT;
+  conf->max_notifications = TCL_DEFAULT_MAX_NOTIFICATIONS;
 }
 
 void tcl_conf_finish(tcl_conf_t *conf)
@@ -196,6 +198,23 @@ static void tcl_conf_bucket(tcl_conf_t *conf, const oconfig_item_t *ci)
   conf->buckets[conf->buckets_num].hi_ns =
       hi == 0 ? UINT64_MAX : tcl_seconds_to_ns(hi);
   conf->buckets_num++;
+}
+
+static void tcl_conf_slow_threshold(tcl_conf_t *conf, const oconfig_item_t *ci)
+{
+  static const char expected[] =
+      "a latency in seconds greater than 0 and at most 100, e.g. 0.2";
+  double t;
+
+  if (tcl_conf_number(conf, ci, expected, &t) != 0)
+    return;
+  if (!(t > 0 && t <= 100)) {
+    tcl_conf_error(conf, "%s: expected %s, got %g.", ci->key, expected, t);
+    return;
+  }
+  conf->slow_threshold_ns = tcl_seconds_to_ns(t);
+  if (conf->slow_threshold_ns == 0)
+    conf->slow_threshold_ns = 1;
 }
 
 static void tcl_conf_boolean(tcl_conf_t *conf, const oconfig_item_t *ci,
@@ -598,6 +617,12 @@ int tcl_conf_parse(tcl_conf_t *conf, oconfig_item_t *ci)
       tcl_conf_btf_path(conf, child);
     else if (strcasecmp("Verbose", child->key) == 0)
       tcl_conf_boolean(conf, child, &conf->verbose);
+    else if (strcasecmp("SlowThreshold", child->key) == 0)
+      tcl_conf_slow_threshold(conf, child);
+    else if (strcasecmp("NotifyFailures", child->key) == 0)
+      tcl_conf_boolean(conf, child, &conf->notify_failures);
+    else if (strcasecmp("MaxNotificationsPerSecond", child->key) == 0)
+      tcl_conf_single_whole(conf, child, 1, 1000000, &conf->max_notifications);
     else if (strcasecmp("CollectBpfStats", child->key) == 0)
       tcl_conf_boolean(conf, child, &conf->collect_bpf_stats);
     else if (strcasecmp("OwnNetnsOnly", child->key) == 0)

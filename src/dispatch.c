@@ -139,6 +139,13 @@ void tcl_dispatch_self(const struct tcl_counters *c, const tcl_self_t *self)
              (value_t){.derive = (derive_t)self->recursion_misses});
   tcl_submit("self", "duration", "read",
              (value_t){.gauge = self->read_seconds});
+  if (self->notifying) {
+    tcl_submit("self", "derive", "notifications_sent",
+               (value_t){.derive = (derive_t)self->notifications_sent});
+    tcl_submit("self", "derive", "notifications_dropped",
+               (value_t){.derive = (derive_t)(self->notifications_dropped +
+                                              c->events_lost)});
+  }
   if (self->has_run_stats) {
     tcl_submit("self", "derive", "bpf_run_count",
                (value_t){.derive = (derive_t)self->run_cnt});

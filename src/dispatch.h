@@ -24,6 +24,9 @@ typedef struct {
   uint64_t run_cnt;
   uint64_t run_time_ns;
   double read_seconds;      /* this read callback so far */
+  bool notifying;           /* SlowThreshold or NotifyFailures */
+  uint64_t notifications_sent;
+  uint64_t notifications_dropped; /* rate limit and full ring buffer */
 } tcl_self_t;
 
 void tcl_dispatch_self(const struct tcl_counters *counters,

@@ -143,6 +143,7 @@ int tcl_drain_counters(tcl_drain_t *d, int fd, struct tcl_counters *out)
     out->stats_full += c->stats_full;
     out->filtered += c->filtered;
     out->overflow += c->overflow;
+    out->events_lost += c->events_lost;
   }
   return 0;
 }

@@ -19,6 +19,7 @@
 #include "dispatch.h"
 #include "drain.h"
 #include "histogram.h"
+#include "notify.h"
 #include "series.h"
 
 static tcl_conf_t conf;
@@ -46,6 +47,7 @@ static int tcpconnlat_config(oconfig_item_t *ci)
 
 static void tcpconnlat_cleanup(void)
 {
+  tcl_notify_stop();
   tcl_bpf_stop(&tcl_bpf);
   tcl_drain_free(&tcl_drain);
   tcl_snapshot_free(&tcl_prev);
@@ -87,6 +89,12 @@ static int tcpconnlat_init(void)
   status = tcl_bpf_start(&conf, &tcl_bpf, reason, sizeof(reason));
   if (status != 0) {
     ERROR("tcpconnlat plugin: not starting: %s.", reason);
+    tcpconnlat_cleanup();
+    return -1;
+  }
+
+  status = tcl_notify_start(&conf, tcl_bpf.events_fd);
+  if (status != 0) {
     tcpconnlat_cleanup();
     return -1;
   }
@@ -174,6 +182,8 @@ static int tcpconnlat_read(void)
   tcpconnlat_dispatch_all(interval_s);
 
   self.series = tcl_series.live;
+  self.notifying = conf.slow_threshold_ns > 0 || conf.notify_failures;
+  tcl_notify_totals(&self.notifications_sent, &self.notifications_dropped);
   self.series_expired = tcl_series.expired;
   if (tcl_bpf_prog_stats(&tcl_bpf, &ps) == 0) {
     self.recursion_misses = ps.recursion_misses;

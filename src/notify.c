@@ -1,0 +1,227 @@
+/* SPDX-License-Identifier: MIT */
+#include "collectd.h"
+
+#include "plugin.h"
+#include "utils/common/common.h"
+
+#include "notify.h"
+#include "ratelimit.h"
+
+#include <arpa/inet.h>
+#include <bpf/libbpf.h>
+#include <pthread.h>
+#include <time.h>
+
+#define TCL_NOTIFY_POLL_MS 100
+
+static const char *const tcl_notify_reasons[TCL_NREASONS] = {
+    [TCL_REASON_REFUSED] = "refused",
+    [TCL_REASON_TIMEOUT] = "timeout",
+    [TCL_REASON_UNREACHABLE] = "unreachable",
+    [TCL_REASON_ABORTED] = "aborted",
+    [TCL_REASON_OTHER] = "other",
+};
+
+static struct ring_buffer *tcl_rb;
+static pthread_t tcl_thread;
+static bool tcl_thread_running;
+static volatile bool tcl_stop;
+static tcl_ratelimit_t tcl_rl;
+static uint64_t tcl_limit;
+static pthread_mutex_t tcl_totals_lock = PTHREAD_MUTEX_INITIALIZER;
+static uint64_t tcl_sent, tcl_dropped;
+
+static uint64_t tcl_clock_ns(clockid_t clock)
+{
+  struct timespec ts;
+
+  clock_gettime(clock, &ts);
+  return (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec;
+}
+
+static void tcl_format_address(const uint8_t addr[16], uint8_t family,
+                               char *out, size_t len)
+{
+  if (family == 4)
+    inet_ntop(AF_INET, addr + 12, out, (socklen_t)len);
+  else
+    inet_ntop(AF_INET6, addr, out, (socklen_t)len);
+}
+
+static void tcl_count(uint64_t sent, uint64_t dropped)
+{
+  pthread_mutex_lock(&tcl_totals_lock);
+  tcl_sent += sent;
+  tcl_dropped += dropped;
+  pthread_mutex_unlock(&tcl_totals_lock);
+}
+
+static notification_t tcl_notification(int severity, cdtime_t when,
+                                       const char *type,
+                                       const char *type_instance)
+{
+  notification_t n = {.severity = severity, .time = when};
+
+  sstrncpy(n.host, hostname_g, sizeof(n.host));
+  sstrncpy(n.plugin, "tcpconnlat", sizeof(n.plugin));
+  sstrncpy(n.plugin_instance, "all", sizeof(n.plugin_instance));
+  sstrncpy(n.type, type, sizeof(n.type));
+  sstrncpy(n.type_instance, type_instance, sizeof(n.type_instance));
+  return n;
+}
+
+static void tcl_notify_event(const struct tcl_event *e)
+{
+  char src[INET6_ADDRSTRLEN], dst[INET6_ADDRSTRLEN], comm[sizeof(e->comm) + 1];
+  char when_text[64];
+  bool slow = e->reason == TCL_EVENT_SLOW;
+  const char *reason =
+      slow ? "slow"
+           : (e->reason < TCL_NREASONS ? tcl_notify_reasons[e->reason] : "other");
+  /* the event's monotonic time on the wall clock */
+  uint64_t wall_ns = tcl_clock_ns(CLOCK_REALTIME) -
+                     (tcl_clock_ns(CLOCK_MONOTONIC) - e->ktime_ns);
+  double latency_ms = (double)e->latency_ns / 1e6;
+  time_t secs = (time_t)(wall_ns / 1000000000ULL);
+  struct tm tm;
+  notification_t n;
+
+  memcpy(comm, e->comm, sizeof(e->comm));
+  comm[sizeof(e->comm)] = '\0';
+  tcl_format_address(e->saddr, e->family, src, sizeof(src));
+  tcl_format_address(e->daddr, e->family, dst, sizeof(dst));
+  gmtime_r(&secs, &tm);
+  strftime(when_text, sizeof(when_text), "%Y-%m-%dT%H:%M:%S", &tm);
+
+  n = tcl_notification(NOTIF_WARNING, NS_TO_CDTIME_T(wall_ns),
+                       slow ? "latency" : "total_connections",
+                       slow ? "slow" : reason);
+  if (slow)
+    snprintf(n.message, sizeof(n.message),
+             "slow TCP connect: %.3f ms, at %s.%06uZ, pid %u (%s), uid %u, "
+             "IPv%u %s port %u -> %s port %u",
+             latency_ms, when_text,
+             (unsigned)((wall_ns % 1000000000ULL) / 1000), e->tgid, comm,
+             e->uid, e->family, src, e->sport, dst, e->dport);
+  else
+    snprintf(n.message, sizeof(n.message),
+             "failed TCP connect: %s, at %s.%06uZ, pid %u (%s), uid %u, "
+             "IPv%u %s port %u -> %s port %u",
+             reason, when_text, (unsigned)((wall_ns % 1000000000ULL) / 1000),
+             e->tgid, comm, e->uid, e->family, src, e->sport, dst, e->dport);
+
+  plugin_notification_meta_add_double(&n, "time", (double)wall_ns / 1e9);
+  plugin_notification_meta_add_unsigned_int(&n, "pid", e->tgid);
+  plugin_notification_meta_add_string(&n, "comm", comm);
+  plugin_notification_meta_add_unsigned_int(&n, "uid", e->uid);
+  plugin_notification_meta_add_signed_int(&n, "ip_version", e->family);
+  plugin_notification_meta_add_string(&n, "source_address", src);
+  plugin_notification_meta_add_unsigned_int(&n, "local_port", e->sport);
+  plugin_notification_meta_add_string(&n, "destination_address", dst);
+  plugin_notification_meta_add_unsigned_int(&n, "destination_port", e->dport);
+  plugin_notification_meta_add_string(&n, "reason", reason);
+  if (slow)
+    plugin_notification_meta_add_double(&n, "latency_ms", latency_ms);
+
+  plugin_dispatch_notification(&n);
+  plugin_notification_meta_free(n.meta);
+}
+
+static void tcl_notify_summary(uint64_t now)
+{
+  uint64_t dropped = tcl_ratelimit_summary(&tcl_rl, now);
+  notification_t n;
+
+  if (dropped == 0)
+    return;
+  n = tcl_notification(NOTIF_WARNING, cdtime(), "total_connections",
+                       "notifications_dropped");
+  snprintf(n.message, sizeof(n.message),
+           "%" PRIu64 " slow or failed TCP connect notifications were "
+           "dropped in one second: MaxNotificationsPerSecond is %" PRIu64,
+           dropped, tcl_limit);
+  plugin_notification_meta_add_unsigned_int(&n, "dropped", dropped);
+  plugin_dispatch_notification(&n);
+  plugin_notification_meta_free(n.meta);
+}
+
+static int tcl_notify_ringbuf_cb(void *ctx, void *data, size_t size)
+{
+  uint64_t now = tcl_clock_ns(CLOCK_MONOTONIC);
+
+  (void)ctx;
+  if (size < sizeof(struct tcl_event))
+    return 0;
+  tcl_notify_summary(now);
+  if (!tcl_ratelimit_allow(&tcl_rl, now)) {
+    tcl_count(0, 1);
+    return 0;
+  }
+  tcl_notify_event(data);
+  tcl_count(1, 0);
+  return 0;
+}
+
+static void *tcl_notify_thread(void *arg)
+{
+  (void)arg;
+  while (!tcl_stop) {
+    int n = ring_buffer__poll(tcl_rb, TCL_NOTIFY_POLL_MS);
+    if (n < 0 && n != -EINTR) {
+      ERROR("tcpconnlat plugin: reading connect events failed: %s",
+            strerror(-n));
+      break;
+    }
+    tcl_notify_summary(tcl_clock_ns(CLOCK_MONOTONIC));
+  }
+  return NULL;
+}
+
+int tcl_notify_start(const tcl_conf_t *conf, int ringbuf_fd)
+{
+  int status;
+
+  if (conf->slow_threshold_ns == 0 && !conf->notify_failures)
+    return 0;
+  tcl_limit = conf->max_notifications;
+  tcl_ratelimit_init(&tcl_rl, tcl_limit);
+  tcl_rb = ring_buffer__new(ringbuf_fd, tcl_notify_ringbuf_cb, NULL, NULL);
+  if (tcl_rb == NULL) {
+    status = errno;
+    ERROR("tcpconnlat plugin: cannot read the connect event ring buffer: %s",
+          strerror(status));
+    return status;
+  }
+  tcl_stop = false;
+  status = plugin_thread_create(&tcl_thread, tcl_notify_thread, NULL,
+                                "tcl notify");
+  if (status != 0) {
+    ERROR("tcpconnlat plugin: cannot start the notification thread: %s",
+          strerror(status));
+    ring_buffer__free(tcl_rb);
+    tcl_rb = NULL;
+    return status;
+  }
+  tcl_thread_running = true;
+  return 0;
+}
+
+void tcl_notify_stop(void)
+{
+  if (tcl_thread_running) {
+    tcl_stop = true;
+    pthread_join(tcl_thread, NULL);
+    tcl_thread_running = false;
+  }
+  if (tcl_rb != NULL)
+    ring_buffer__free(tcl_rb);
+  tcl_rb = NULL;
+}
+
+void tcl_notify_totals(uint64_t *sent, uint64_t *dropped)
+{
+  pthread_mutex_lock(&tcl_totals_lock);
+  *sent = tcl_sent;
+  *dropped = tcl_dropped;
+  pthread_mutex_unlock(&tcl_totals_lock);
+}

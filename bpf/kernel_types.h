@@ -44,6 +44,28 @@ enum {
   BPF_F_NO_PREALLOC = 1,
 };
 
+/* uapi (stable ABI, rewritten by the verifier): not relocated */
+struct bpf_sock_ops {
+  __u32 op;
+  union {
+    __u32 args[4];
+    __u32 reply;
+    __u32 replylong[4];
+  };
+  __u32 family;
+  __u32 remote_ip4;
+  __u32 local_ip4;
+  __u32 remote_ip6[4];
+  __u32 local_ip6[4];
+  __u32 remote_port; /* network byte order */
+  __u32 local_port;  /* host byte order */
+  __u32 is_fullsock;
+};
+enum {
+  BPF_SOCK_OPS_TIMEOUT_INIT = 1,
+  BPF_SOCK_OPS_PASSIVE_ESTABLISHED_CB = 5,
+};
+
 #pragma clang attribute push(__attribute__((preserve_access_index)), apply_to = record)
 
 struct ns_common {

@@ -54,6 +54,11 @@ const volatile bool tcl_ignore_network = false;  /* IgnoreRemoteNetwork */
 const volatile bool tcl_use_networks = false;    /* any RemoteNetwork */
 const volatile __u64 tcl_slow_ns = 0;         /* SlowThreshold, 0: off */
 const volatile bool tcl_notify_failures = false;
+const volatile bool tcl_inbound = false;       /* Inbound */
+const volatile bool tcl_inbound_by_port = false; /* By local_port */
+const volatile __u64 tcl_netns_cookie = 0;     /* OwnNetnsOnly, for sockops */
+const volatile bool tcl_filter_lport = false;  /* LocalPort given */
+const volatile bool tcl_ignore_lport = false;  /* IgnoreLocalPort given */
 const volatile __u32 tcl_ncgroups = 0;
 const volatile __u64 tcl_cgroup_ids[TCL_MAX_CGROUP_FILTERS] = {};
 const volatile __u32 tcl_cgroup_levels[TCL_MAX_CGROUP_FILTERS] = {};
@@ -96,6 +101,21 @@ struct {
   __uint(max_entries, 1);
   __type(value, __u32);
 } tcl_free_ids SEC(".maps");
+
+/* Inbound handshakes in progress: SYN seen -> its time. */
+struct {
+  __uint(type, BPF_MAP_TYPE_HASH);
+  __uint(max_entries, 16384);
+  __type(key, struct tcl_syn_key);
+  __type(value, __u64);
+} tcl_synrecv SEC(".maps");
+
+struct {
+  __uint(type, BPF_MAP_TYPE_HASH);
+  __uint(max_entries, 128);
+  __type(key, __u16);
+  __type(value, __u8);
+} tcl_lports SEC(".maps");
 
 /* Slow and failed connects for notifications: nothing else crosses. */
 struct {
@@ -494,6 +514,85 @@ int tcl_tracepoint(struct trace_event_raw_inet_sock_set_state *ctx)
     tcl_connect_end(sk, newstate,
                     newstate == TCL_TCP_CLOSE ? BPF_CORE_READ(sk, sk_err) : 0);
   return 0;
+}
+
+/*
+ * Inbound handshakes, from the cgroup sock_ops hooks of every listener:
+ * TIMEOUT_INIT runs for the request socket while the SYN is processed, just
+ * before the SYN-ACK is sent; PASSIVE_ESTABLISHED runs for the new socket
+ * when the final ACK is accepted. The difference is the SYN-ACK to ACK round
+ * trip (plus the microseconds of building the SYN-ACK), measured in
+ * nanoseconds, where the socket's own first RTT sample has the millisecond
+ * resolution of the timestamp option.
+ */
+static __always_inline void tcl_syn_key_of(const struct bpf_sock_ops *skops,
+                                           struct tcl_syn_key *key)
+{
+  if (skops->family == TCL_AF_INET) {
+    __u32 l = skops->local_ip4, r = skops->remote_ip4;
+    key->laddr[10] = key->laddr[11] = key->raddr[10] = key->raddr[11] = 0xff;
+    __builtin_memcpy(&key->laddr[12], &l, 4);
+    __builtin_memcpy(&key->raddr[12], &r, 4);
+  } else {
+    __u32 l[4] = {skops->local_ip6[0], skops->local_ip6[1],
+                  skops->local_ip6[2], skops->local_ip6[3]};
+    __u32 r[4] = {skops->remote_ip6[0], skops->remote_ip6[1],
+                  skops->remote_ip6[2], skops->remote_ip6[3]};
+    __builtin_memcpy(key->laddr, l, 16);
+    __builtin_memcpy(key->raddr, r, 16);
+  }
+  key->lport = (__u16)skops->local_port;
+  key->rport = (__u16)__builtin_bswap32(skops->remote_port);
+}
+
+SEC("sockops")
+int tcl_sockops(struct bpf_sock_ops *skops)
+{
+  struct tcl_syn_key key = {};
+  struct tcl_counters *c;
+  __u32 op = skops->op;
+  __u64 *start, now, ns;
+
+  /* Never touch skops->reply: another program may set the RTO. */
+  if (!tcl_inbound || (op != BPF_SOCK_OPS_TIMEOUT_INIT &&
+                       op != BPF_SOCK_OPS_PASSIVE_ESTABLISHED_CB))
+    return 1;
+  if (skops->family != TCL_AF_INET && skops->family != TCL_AF_INET6)
+    return 1;
+  if (tcl_netns_cookie && bpf_get_netns_cookie(skops) != tcl_netns_cookie)
+    return 1;
+  tcl_syn_key_of(skops, &key);
+  if (tcl_filter_lport || tcl_ignore_lport) {
+    __u8 *flags = bpf_map_lookup_elem(&tcl_lports, &key.lport);
+    __u8 f = flags ? *flags : 0;
+    if (tcl_filter_lport && !(f & TCL_MATCH_INCLUDE))
+      return 1;
+    if (tcl_ignore_lport && (f & TCL_MATCH_IGNORE))
+      return 1;
+  }
+
+  now = bpf_ktime_get_ns();
+  c = tcl_counters_get();
+  if (op == BPF_SOCK_OPS_TIMEOUT_INIT) {
+    /* EEXIST: a retransmitted SYN of the same handshake keeps its start */
+    long err = bpf_map_update_elem(&tcl_synrecv, &key, &now, BPF_NOEXIST);
+    if (c && err == 0)
+      c->inbound_started++;
+    else if (c && err != -17 /* EEXIST */)
+      c->inbound_dropped++;
+    return 1;
+  }
+
+  start = bpf_map_lookup_elem(&tcl_synrecv, &key);
+  if (!start)
+    return 1;
+  ns = now > *start ? now - *start : 0;
+  if (bpf_map_delete_elem(&tcl_synrecv, &key))
+    return 1;
+  tcl_stats_add(tcl_inbound_by_port ? (TCL_SERIES_INBOUND_PORT | key.lport)
+                                    : TCL_SERIES_INBOUND,
+                tcl_bucket_index(ns), ns);
+  return 1;
 }
 
 char LICENSE[] SEC("license") = "GPL";

@@ -37,10 +37,30 @@ enum tcl_reason {
 #define TCL_SLOT_FAILURE_BASE TCL_NBUCKETS
 #define TCL_NSLOTS (TCL_NBUCKETS + TCL_NREASONS)
 
-/* The host-wide series, the overflow series, then label sets. */
+/* The host-wide series, the overflow series, inbound handshakes, then label
+ * sets; inbound per local port (By local_port) above TCL_SERIES_INBOUND_PORT. */
 #define TCL_SERIES_ALL 0
 #define TCL_SERIES_OTHER 1
-#define TCL_SERIES_FIRST 2
+#define TCL_SERIES_INBOUND 2
+#define TCL_SERIES_FIRST 3
+#define TCL_SERIES_INBOUND_PORT 0x80000000u
+
+/*
+ * The stats map holds at most this many slots per series on average (a
+ * shared pool): a hash map allocates its bucket array for max_entries up
+ * front, so sizing it for every slot of every series would cost memory for
+ * nothing. Latencies spanning 8 powers of two fill 256 slots.
+ */
+#define TCL_SLOTS_PER_SERIES 256
+
+/* An inbound handshake in progress, by its 4-tuple (IPv4 mapped). */
+struct tcl_syn_key {
+  __u8 laddr[16];
+  __u8 raddr[16];
+  __u16 lport; /* host byte order */
+  __u16 rport;
+  __u32 pad;
+};
 
 /* Labels that split the series (By). */
 enum tcl_by {
@@ -52,7 +72,10 @@ enum tcl_by {
   TCL_BY_NETNS = 1 << 5,
   TCL_BY_REMOTE_ADDRESS = 1 << 6,
   TCL_BY_REMOTE_NETWORK = 1 << 7,
+  TCL_BY_LOCAL_PORT = 1 << 8, /* inbound handshakes only */
 };
+/* The labels of outbound series (the kernel's label sets). */
+#define TCL_BY_OUTBOUND_MASK 0xffu
 
 /* At most this many cgroup prefixes and remote networks. */
 #define TCL_MAX_CGROUP_FILTERS 8
@@ -137,6 +160,8 @@ struct tcl_counters {
   __u64 filtered;  /* connects the filters left out */
   __u64 overflow;  /* outcomes counted in series "other": MaxSeries reached */
   __u64 events_lost; /* notification events the ring buffer had no room for */
+  __u64 inbound_started; /* SYNs to a listener remembered */
+  __u64 inbound_dropped; /* not remembered: the handshake map was full */
 };
 
 /* floor(log2(v)) for v > 0, without loops (the BPF target has no clz). */

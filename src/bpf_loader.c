@@ -96,12 +96,59 @@ static bool tcl_has_bpf_capabilities(void)
   return (eff & (1ULL << CAP_BPF)) && (eff & (1ULL << CAP_PERFMON));
 }
 
+/* Stats map entries: a shared pool (see TCL_SLOTS_PER_SERIES). */
+static __u32 tcl_bpf_stats_entries(const tcl_conf_t *conf)
+{
+  uint64_t series = (uint64_t)conf->max_series + TCL_SERIES_FIRST;
+
+  if (conf->by & TCL_BY_LOCAL_PORT)
+    series += 64; /* listening ports, typically a few */
+  return (__u32)(TCL_NSLOTS + series * TCL_SLOTS_PER_SERIES);
+}
+
+/* The sock_ops program on the cgroup v2 root sees every listener. Without
+ * it the plugin still measures connects: say why, and go on. */
+static bool tcl_bpf_attach_inbound(struct tcpconnlat_bpf *skel, char *why,
+                                   size_t len)
+{
+  const char *root = tcl_cgroup_root();
+  struct bpf_link *link;
+  int fd;
+
+  if (root == NULL) {
+    snprintf(why, len, "no cgroup v2 hierarchy is mounted");
+    return false;
+  }
+  fd = open(root, O_RDONLY | O_DIRECTORY);
+  if (fd < 0) {
+    snprintf(why, len, "cannot open the cgroup v2 root %s: %s", root, STRERRNO);
+    return false;
+  }
+  link = bpf_program__attach_cgroup(skel->progs.tcl_sockops, fd);
+  close(fd);
+  if (link == NULL) {
+    snprintf(why, len,
+             "the sock_ops program could not be attached to the cgroup v2 "
+             "root %s: %s",
+             root, STRERRNO);
+    return false;
+  }
+  skel->links.tcl_sockops = link;
+  return true;
+}
+
+static int tcl_bpf_set_flag(int fd, const void *key, __u8 flag);
+
 /* Settings the programs read as constants. */
 static void tcl_bpf_settings(const tcl_conf_t *conf, struct tcpconnlat_bpf *skel)
 {
   struct tcpconnlat_bpf__rodata *ro = skel->rodata;
 
-  ro->tcl_by = conf->by;
+  ro->tcl_by = conf->by & TCL_BY_OUTBOUND_MASK;
+  ro->tcl_inbound = conf->inbound;
+  ro->tcl_inbound_by_port = (conf->by & TCL_BY_LOCAL_PORT) != 0;
+  ro->tcl_filter_lport = conf->lports_num > 0;
+  ro->tcl_ignore_lport = conf->ignore_lports_num > 0;
   ro->tcl_slow_ns = conf->slow_threshold_ns;
   ro->tcl_notify_failures = conf->notify_failures;
   ro->tcl_report_total = conf->report_total;
@@ -148,6 +195,12 @@ static int tcl_bpf_fill_maps(const tcl_conf_t *conf, struct tcpconnlat_bpf *skel
   for (size_t i = 0; i < conf->ignore_rports_num && !err; i++)
     err = tcl_bpf_set_flag(bpf_map__fd(skel->maps.tcl_rports),
                            &conf->ignore_rports[i], TCL_MATCH_IGNORE);
+  for (size_t i = 0; i < conf->lports_num && !err; i++)
+    err = tcl_bpf_set_flag(bpf_map__fd(skel->maps.tcl_lports),
+                           &conf->lports[i], TCL_MATCH_INCLUDE);
+  for (size_t i = 0; i < conf->ignore_lports_num && !err; i++)
+    err = tcl_bpf_set_flag(bpf_map__fd(skel->maps.tcl_lports),
+                           &conf->ignore_lports[i], TCL_MATCH_IGNORE);
   for (size_t i = 0; i < conf->cidrs_num && !err; i++) {
     const tcl_cidr_t *c = &conf->cidrs[i];
     const tcl_network_t *n = &conf->networks[c->network];
@@ -229,11 +282,25 @@ static int tcl_bpf_try(const tcl_conf_t *conf, tcl_attach_mode_t mode,
     }
     skel->rodata->tcl_netns_only = (__u32)st.st_ino;
   }
+  if (conf->own_netns_only && conf->inbound) {
+    __u64 cookie = 0;
+    socklen_t len = sizeof(cookie);
+    int fd = socket(AF_INET, SOCK_DGRAM, 0);
+    if (fd < 0 || getsockopt(fd, SOL_SOCKET, 71 /* SO_NETNS_COOKIE */, &cookie,
+                             &len) != 0) {
+      err = errno;
+      if (fd >= 0)
+        close(fd);
+      goto fail;
+    }
+    close(fd);
+    skel->rodata->tcl_netns_cookie = cookie;
+  }
   err = bpf_map__set_max_entries(skel->maps.tcl_inflight, conf->max_inflight);
+  if (err == 0)
+    err = bpf_map__set_max_entries(skel->maps.tcl_synrecv, conf->max_inflight);
   if (err == 0) /* an upper bound: entries are allocated when first used */
-    err = bpf_map__set_max_entries(skel->maps.tcl_stats,
-                                   (conf->max_series + TCL_SERIES_FIRST) *
-                                       TCL_NSLOTS);
+    err = bpf_map__set_max_entries(skel->maps.tcl_stats, tcl_bpf_stats_entries(conf));
   if (err == 0)
     err = bpf_map__set_max_entries(skel->maps.tcl_series, conf->max_series);
   if (err == 0)
@@ -248,6 +315,8 @@ static int tcl_bpf_try(const tcl_conf_t *conf, tcl_attach_mode_t mode,
   if (err == 0)
     err = bpf_program__set_autoload(skel->progs.tcl_tracepoint,
                                     mode == TCL_ATTACH_TRACEPOINT);
+  if (err == 0)
+    err = bpf_program__set_autoload(skel->progs.tcl_sockops, conf->inbound);
   if (err != 0)
     goto fail;
 
@@ -275,12 +344,17 @@ static int tcl_bpf_try(const tcl_conf_t *conf, tcl_attach_mode_t mode,
   else
     skel->links.tcl_tracepoint = link;
 
+  if (conf->inbound)
+    bpf->inbound = tcl_bpf_attach_inbound(skel, bpf->inbound_error,
+                                          sizeof(bpf->inbound_error));
+
   bpf->skel = skel;
   bpf->mode = mode;
   bpf->stats_fd = bpf_map__fd(skel->maps.tcl_stats);
   bpf->series_fd = bpf_map__fd(skel->maps.tcl_series);
   bpf->prog_fd = bpf_program__fd(prog);
   bpf->events_fd = bpf_map__fd(skel->maps.tcl_events);
+  bpf->synrecv_fd = bpf_map__fd(skel->maps.tcl_synrecv);
   bpf->free_ids_fd = bpf_map__fd(skel->maps.tcl_free_ids);
   bpf->counters_fd = bpf_map__fd(skel->maps.tcl_counters);
   return 0;
@@ -353,7 +427,7 @@ int tcl_bpf_start(const tcl_conf_t *conf, tcl_bpf_t *bpf, char *errbuf,
 
   memset(bpf, 0, sizeof(*bpf));
   bpf->stats_fd = bpf->counters_fd = bpf->series_fd = bpf->free_ids_fd = -1;
-  bpf->prog_fd = bpf->stats_enable_fd = bpf->events_fd = -1;
+  bpf->prog_fd = bpf->stats_enable_fd = bpf->events_fd = bpf->synrecv_fd = -1;
 
   if (access(btf, R_OK) != 0) {
     snprintf(errbuf, errlen,
@@ -429,5 +503,6 @@ void tcl_bpf_stop(tcl_bpf_t *bpf)
     tcpconnlat_bpf__destroy(bpf->skel);
   bpf->skel = NULL;
   bpf->stats_fd = bpf->counters_fd = bpf->series_fd = bpf->free_ids_fd = -1;
-  bpf->prog_fd = bpf->events_fd = -1;
+  bpf->prog_fd = bpf->events_fd = bpf->synrecv_fd = -1;
+  bpf->inbound = false;
 }

@@ -16,6 +16,9 @@ typedef struct {
   int free_ids_fd; /* queue of unused series ids */
   int prog_fd;     /* the attached program */
   int events_fd;   /* ring buffer of slow and failed connects */
+  int synrecv_fd;  /* inbound handshakes in progress */
+  bool inbound;    /* the sock_ops program is attached */
+  char inbound_error[512]; /* why not, when Inbound is on */
   int stats_enable_fd; /* CollectBpfStats: keeps run-time stats on */
 } tcl_bpf_t;
 

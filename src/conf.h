@@ -27,6 +27,7 @@ typedef enum {
 #define TCL_MAX_CIDRS 256
 #define TCL_NETWORK_NAME_LEN 64
 #define TCL_DEFAULT_MAX_NOTIFICATIONS 100
+#define TCL_DEFAULT_INBOUND_TIMEOUT 75 /* s: past the SYN-ACK retries */
 
 typedef struct {
   uint8_t addr[16]; /* IPv6, IPv4 as ::ffff:a.b.c.d */
@@ -57,6 +58,14 @@ typedef struct {
   uint64_t slow_threshold_ns; /* 0: off */
   bool notify_failures;
   uint32_t max_notifications; /* per second */
+
+  /* Inbound handshakes */
+  bool inbound;
+  uint64_t inbound_timeout_ns;
+  uint16_t lports[TCL_MAX_PORTS];
+  size_t lports_num;
+  uint16_t ignore_lports[TCL_MAX_PORTS];
+  size_t ignore_lports_num;
 
   /* Breakdowns */
   uint32_t by; /* TCL_BY_* */

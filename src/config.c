@@ -23,7 +23,8 @@ static const double tcl_default_percentiles[] = {50, 90, 99, 99.9};
   "Process, Cgroup, RemotePort, IgnoreRemotePort, IncludeRemoteNetwork, "    \
   "IgnoreRemoteNetwork, OwnNetnsOnly, AttachMode, MaxInflight, BtfPath, "    \
   "CollectBpfStats, SlowThreshold, NotifyFailures, "                       \
-  "MaxNotificationsPerSecond, Verbose"
+  "MaxNotificationsPerSecond, Inbound, InboundTimeout, LocalPort, "         \
+  "IgnoreLocalPort, Verbose"
 
 static const struct {
   const char *name;
@@ -37,6 +38,7 @@ static const struct {
     {"netns", TCL_BY_NETNS},
     {"remote_address", TCL_BY_REMOTE_ADDRESS},
     {"remote_network", TCL_BY_REMOTE_NETWORK},
+    {"local_port", TCL_BY_LOCAL_PORT},
 };
 
 __attribute__((format(printf, 2, 3))) static void
@@ -73,6 +75,8 @@ void tcl_conf_init(tcl_conf_t *conf)
   conf->max_series = TCL_DEFAULT_MAX_SERIES;
   conf->series_timeout = TCL_DEFAULT_SERIES_TIMEOUT;
   conf->max_notifications = TCL_DEFAULT_MAX_NOTIFICATIONS;
+  conf->inbound = true;
+  conf->inbound_timeout_ns = TCL_DEFAULT_INBOUND_TIMEOUT * 1000000000ULL;
 }
 
 void tcl_conf_finish(tcl_conf_t *conf)
@@ -101,7 +105,7 @@ void tcl_conf_finish(tcl_conf_t *conf)
   if ((conf->by & TCL_BY_REMOTE_NETWORK) && conf->networks_num == 0)
     tcl_conf_error(conf, "By: remote_network expected at least one "
                          "RemoteNetwork NAME CIDR to be configured.");
-  if (!conf->report_total && conf->by == 0)
+  if (!conf->report_total && (conf->by & TCL_BY_OUTBOUND_MASK) == 0)
     tcl_conf_error(conf, "ReportTotal: false expected a By option, or "
                          "nothing would be reported.");
 
@@ -287,7 +291,7 @@ static void tcl_conf_by(tcl_conf_t *conf, const oconfig_item_t *ci)
 {
   static const char expected[] =
       "one or more of process, uid, remote_port, family, cgroup, netns, "
-      "remote_address, remote_network";
+      "remote_address, remote_network, local_port";
 
   if (ci->values_num < 1) {
     tcl_conf_error(conf, "%s: expected %s.", ci->key, expected);
@@ -546,7 +550,7 @@ static void tcl_conf_ports(tcl_conf_t *conf, const oconfig_item_t *ci,
     uint32_t port;
     if (tcl_conf_whole(conf, ci, i, 1, 65535, &port) != 0)
       return;
-    if (conf->rports_num + conf->ignore_rports_num >= TCL_MAX_PORTS) {
+    if (*num >= TCL_MAX_PORTS) {
       tcl_conf_error(conf, "%s: at most %d ports can be given.", ci->key,
                      TCL_MAX_PORTS);
       return;
@@ -623,6 +627,16 @@ int tcl_conf_parse(tcl_conf_t *conf, oconfig_item_t *ci)
       tcl_conf_boolean(conf, child, &conf->notify_failures);
     else if (strcasecmp("MaxNotificationsPerSecond", child->key) == 0)
       tcl_conf_single_whole(conf, child, 1, 1000000, &conf->max_notifications);
+    else if (strcasecmp("Inbound", child->key) == 0)
+      tcl_conf_boolean(conf, child, &conf->inbound);
+    else if (strcasecmp("InboundTimeout", child->key) == 0) {
+      uint32_t t = TCL_DEFAULT_INBOUND_TIMEOUT;
+      tcl_conf_single_whole(conf, child, 1, 86400, &t);
+      conf->inbound_timeout_ns = (uint64_t)t * 1000000000ULL;
+    } else if (strcasecmp("LocalPort", child->key) == 0)
+      tcl_conf_ports(conf, child, conf->lports, &conf->lports_num);
+    else if (strcasecmp("IgnoreLocalPort", child->key) == 0)
+      tcl_conf_ports(conf, child, conf->ignore_lports, &conf->ignore_lports_num);
     else if (strcasecmp("CollectBpfStats", child->key) == 0)
       tcl_conf_boolean(conf, child, &conf->collect_bpf_stats);
     else if (strcasecmp("OwnNetnsOnly", child->key) == 0)

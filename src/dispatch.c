@@ -60,7 +60,7 @@ static void tcl_bucket_name(const tcl_range_t *r, char *buf, size_t len)
 void tcl_dispatch_series(const tcl_conf_t *conf, const char *instance,
                          const tcl_entry_t *delta, size_t ndelta,
                          const tcl_entry_t *cum, size_t ncum,
-                         double interval_s)
+                         double interval_s, uint32_t reasons)
 {
   size_t nhist = tcl_histogram_len(delta, ndelta);
   size_t ncumhist = tcl_histogram_len(cum, ncum);
@@ -111,7 +111,8 @@ void tcl_dispatch_series(const tcl_conf_t *conf, const char *instance,
         failures[reason] += cum[i].count;
     }
     for (size_t r = 0; r < TCL_NREASONS; r++)
-      tcl_submit(instance, "total_connections", tcl_reason_names[r],
+      if (reasons & (1u << r))
+        tcl_submit(instance, "total_connections", tcl_reason_names[r],
                  (value_t){.derive = (derive_t)failures[r]});
   }
 }

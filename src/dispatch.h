@@ -13,7 +13,11 @@
 void tcl_dispatch_series(const tcl_conf_t *conf, const char *instance,
                          const tcl_entry_t *delta, size_t ndelta,
                          const tcl_entry_t *cum, size_t ncum,
-                         double interval_s);
+                         double interval_s, uint32_t reasons);
+
+/* Which failure totals a series reports (bit per enum tcl_reason). */
+#define TCL_REASONS_OUTBOUND ((1u << TCL_NREASONS) - 1)
+#define TCL_REASONS_INBOUND (1u << TCL_REASON_TIMEOUT)
 
 /* The plugin's own health: plugin instance "self". */
 typedef struct {

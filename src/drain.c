@@ -3,6 +3,7 @@
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
@@ -124,6 +125,53 @@ int tcl_drain_stats(tcl_drain_t *d, int fd, tcl_snapshot_t *out)
   return 0;
 }
 
+/* Adds n to one slot of the stats map from user space (CPU 0's value). */
+static int tcl_drain_bump(tcl_drain_t *d, int stats_fd, __u32 series,
+                          __u32 slot, uint64_t n)
+{
+  size_t vstride = TCL_PERCPU_STRIDE(sizeof(struct tcl_stats_value));
+  struct tcl_stats_key key = {.series = series, .slot = slot};
+  struct tcl_stats_value *v0;
+
+  memset(d->values, 0, vstride * (size_t)d->ncpus);
+  if (bpf_map_lookup_elem(stats_fd, &key, d->values) != 0 && errno != ENOENT)
+    return errno;
+  v0 = d->values;
+  v0->count += n;
+  return bpf_map_update_elem(stats_fd, &key, d->values, BPF_ANY) ? errno : 0;
+}
+
+uint64_t tcl_drain_expire_handshakes(tcl_drain_t *d, int synrecv_fd,
+                                     int stats_fd, uint64_t timeout_ns,
+                                     bool by_port)
+{
+  struct tcl_syn_key key, next, *prev = NULL;
+  struct timespec ts;
+  uint64_t now, expired = 0;
+  __u64 start;
+
+  if (synrecv_fd < 0)
+    return 0;
+  clock_gettime(CLOCK_MONOTONIC, &ts); /* bpf_ktime_get_ns()'s clock */
+  now = (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec;
+  while (bpf_map_get_next_key(synrecv_fd, prev, &next) == 0) {
+    key = next;
+    prev = &key;
+    if (bpf_map_lookup_elem(synrecv_fd, &key, &start) != 0 ||
+        now < start || now - start < timeout_ns)
+      continue;
+    /* deleted by us: it did not complete (the kernel deletes on success) */
+    if (bpf_map_delete_elem(synrecv_fd, &key) != 0)
+      continue;
+    expired++;
+    tcl_drain_bump(d, stats_fd,
+                   by_port ? (TCL_SERIES_INBOUND_PORT | key.lport)
+                           : TCL_SERIES_INBOUND,
+                   TCL_SLOT_FAILURE_BASE + TCL_REASON_TIMEOUT, 1);
+  }
+  return expired;
+}
+
 int tcl_drain_counters(tcl_drain_t *d, int fd, struct tcl_counters *out)
 {
   size_t stride = TCL_PERCPU_STRIDE(sizeof(struct tcl_counters));
@@ -144,6 +192,8 @@ int tcl_drain_counters(tcl_drain_t *d, int fd, struct tcl_counters *out)
     out->filtered += c->filtered;
     out->overflow += c->overflow;
     out->events_lost += c->events_lost;
+    out->inbound_started += c->inbound_started;
+    out->inbound_dropped += c->inbound_dropped;
   }
   return 0;
 }

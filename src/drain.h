@@ -3,6 +3,8 @@
 #ifndef TCPCONNLAT_DRAIN_H
 #define TCPCONNLAT_DRAIN_H
 
+#include <stdbool.h>
+
 #include "histogram.h"
 
 typedef struct {
@@ -19,6 +21,16 @@ void tcl_drain_free(tcl_drain_t *d);
 
 /* Every entry of the stats map, CPUs summed, sorted by (series, slot). */
 int tcl_drain_stats(tcl_drain_t *d, int stats_fd, tcl_snapshot_t *out);
+
+/*
+ * Inbound handshakes that never completed: entries of the handshake map
+ * older than timeout_ns are deleted and counted as "timeout" in their
+ * series (only user space writes that slot of inbound series). Returns how
+ * many.
+ */
+uint64_t tcl_drain_expire_handshakes(tcl_drain_t *d, int synrecv_fd,
+                                     int stats_fd, uint64_t timeout_ns,
+                                     bool by_port);
 
 /* The event counters, CPUs summed. */
 int tcl_drain_counters(tcl_drain_t *d, int counters_fd,

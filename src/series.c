@@ -2,6 +2,7 @@
 #include "series.h"
 
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -102,6 +103,15 @@ int tcl_series_begin(tcl_series_t *s, const tcl_conf_t *conf, int series_fd,
 const char *tcl_series_instance(const tcl_series_t *s, const tcl_conf_t *conf,
                                 uint32_t id, bool has_delta)
 {
+  static char port_name[32];
+
+  if (id & TCL_SERIES_INBOUND_PORT) {
+    snprintf(port_name, sizeof(port_name), "inbound-localport-%u",
+             (unsigned)(id & 0xffff));
+    return port_name;
+  }
+  if (id == TCL_SERIES_INBOUND)
+    return "inbound";
   if (id == TCL_SERIES_ALL)
     return conf->report_total ? "all" : NULL;
   if (id == TCL_SERIES_OTHER)

@@ -109,6 +109,14 @@ static int tcpconnlat_init(void)
   }
 
   tcl_running = true;
+  if (conf.inbound && tcl_bpf.inbound)
+    INFO("tcpconnlat plugin: measuring inbound handshakes through a sock_ops "
+         "program on the cgroup v2 root.");
+  else if (conf.inbound)
+    WARNING("tcpconnlat plugin: inbound handshake latency is off: %s; "
+            "connects are measured as usual. Set \"Inbound false\" to "
+            "silence this.",
+            tcl_bpf.inbound_error);
   INFO("tcpconnlat plugin: measuring TCP connect latency through %s "
        "(MaxInflight %u).",
        tcl_bpf.mode == TCL_ATTACH_TP_BTF
@@ -118,12 +126,17 @@ static int tcpconnlat_init(void)
   return 0;
 }
 
+static bool tcl_is_inbound(uint32_t id)
+{
+  return id == TCL_SERIES_INBOUND || (id & TCL_SERIES_INBOUND_PORT);
+}
+
 /* Dispatches every series of the snapshot: cur and delta are both sorted by
  * (series, slot), so one merged walk pairs each series with its growth. */
 static void tcpconnlat_dispatch_all(double interval_s)
 {
   size_t c = 0, d = 0;
-  bool all_seen = false;
+  bool all_seen = false, inbound_seen = false;
 
   while (c < tcl_cur.num) {
     uint32_t id = tcl_cur.entries[c].series;
@@ -140,15 +153,23 @@ static void tcpconnlat_dispatch_all(double interval_s)
 
     if (id == TCL_SERIES_ALL)
       all_seen = true;
+    if (id == TCL_SERIES_INBOUND)
+      inbound_seen = true;
     instance = tcl_series_instance(&tcl_series, &conf, id, d > db);
     if (instance != NULL)
       tcl_dispatch_series(&conf, instance, tcl_delta.entries + db, d - db,
-                          tcl_cur.entries + cb, c - cb, interval_s);
+                          tcl_cur.entries + cb, c - cb, interval_s,
+                          tcl_is_inbound(id) ? TCL_REASONS_INBOUND
+                                             : TCL_REASONS_OUTBOUND);
   }
-  /* Before the first connect the kernel has no entry yet: "all" still
-   * reports its zero totals and NaN latencies. */
+  /* Before the first connect the kernel has no entry yet: "all" (and
+   * "inbound") still report their zero totals and NaN latencies. */
   if (!all_seen && conf.report_total)
-    tcl_dispatch_series(&conf, "all", NULL, 0, NULL, 0, interval_s);
+    tcl_dispatch_series(&conf, "all", NULL, 0, NULL, 0, interval_s,
+                        TCL_REASONS_OUTBOUND);
+  if (!inbound_seen && tcl_bpf.inbound && !(conf.by & TCL_BY_LOCAL_PORT))
+    tcl_dispatch_series(&conf, "inbound", NULL, 0, NULL, 0, interval_s,
+                        TCL_REASONS_INBOUND);
 }
 
 static int tcpconnlat_read(void)
@@ -164,6 +185,10 @@ static int tcpconnlat_read(void)
   if (!tcl_running)
     return -1;
 
+  if (tcl_bpf.inbound)
+    tcl_drain_expire_handshakes(&tcl_drain, tcl_bpf.synrecv_fd,
+                                tcl_bpf.stats_fd, conf.inbound_timeout_ns,
+                                (conf.by & TCL_BY_LOCAL_PORT) != 0);
   status = tcl_drain_stats(&tcl_drain, tcl_bpf.stats_fd, &tcl_cur);
   if (status != 0) {
     ERROR("tcpconnlat plugin: reading the stats map failed: %s",

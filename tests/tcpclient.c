@@ -3,7 +3,7 @@
  *
  *   tcpclient listen  -a ADDR -p PORT [-b BACKLOG]
  *   tcpclient connect -a ADDR -p PORT -n COUNT [-c CONCURRENCY] [-t TIMEOUT_MS]
- *                     [--abort-after-ms MS] [-q]
+ *                     [--abort-after-ms MS] [--hold-ms MS] [-q]
  *
  * listen:  binds ADDR:PORT (IPv4 or IPv6 by the syntax of ADDR; SO_REUSEADDR;
  *          IPV6_V6ONLY for IPv6), accepts and closes connections in a thread,
@@ -66,6 +66,7 @@ struct connect_cfg {
 	long concurrency;
 	long timeout_ms;  /* -1: none */
 	long abort_ms;    /* -1: none */
+	long hold_ms;     /* keep an established connection idle this long */
 	int quiet;
 };
 
@@ -81,7 +82,8 @@ static void usage(FILE *f)
 	fprintf(f,
 		"usage: tcpclient listen  -a ADDR -p PORT [-b BACKLOG]\n"
 		"       tcpclient connect -a ADDR -p PORT -n COUNT [-c CONCURRENCY]\n"
-		"                         [-t TIMEOUT_MS] [--abort-after-ms MS] [-q]\n");
+		"                         [-t TIMEOUT_MS] [--abort-after-ms MS]\n"
+		"                         [--hold-ms MS] [-q]\n");
 }
 
 static int64_t mono_ns(void)
@@ -407,6 +409,12 @@ static void one_connect(void)
 		local_len = early_len;
 		have_local = 1;
 	}
+	if (r == RES_OK && ccfg.hold_ms > 0) {
+		/* idle: nothing sent that could complete a delayed handshake */
+		struct timespec hold = { ccfg.hold_ms / 1000, (ccfg.hold_ms % 1000) * 1000000L };
+		while (nanosleep(&hold, &hold) != 0 && errno == EINTR)
+			;
+	}
 	close(fd);
 	report(r, err, t1 - t0, &local, local_len, have_local);
 }
@@ -470,9 +478,10 @@ static int do_connect(void)
 
 int main(int argc, char **argv)
 {
-	enum { OPT_ABORT = 1000, OPT_HELP };
+	enum { OPT_ABORT = 1000, OPT_HOLD, OPT_HELP };
 	static const struct option longopts[] = {
 		{ "abort-after-ms", required_argument, NULL, OPT_ABORT },
+		{ "hold-ms", required_argument, NULL, OPT_HOLD },
 		{ "help", no_argument, NULL, OPT_HELP },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -536,6 +545,10 @@ int main(int argc, char **argv)
 			break;
 		case OPT_ABORT:
 			if (listen_mode || parse_long(optarg, 0, 86400000L, &ccfg.abort_ms) != 0)
+				goto bad;
+			break;
+		case OPT_HOLD:
+			if (listen_mode || parse_long(optarg, 0, 86400000L, &ccfg.hold_ms) != 0)
 				goto bad;
 			break;
 		case 'q':

@@ -113,7 +113,7 @@ _tcl_on_exit() {
 }
 
 tcl_init() {
-	TCL_WORK=$(mktemp -d /tmp/tcpconnlat-test.XXXXXX)
+	TCL_WORK=$(mktemp -d "${TMPDIR:-/tmp}/tcpconnlat-test.XXXXXX")
 	chmod 755 "$TCL_WORK"
 	if [[ "${_BED_ACTIVE:-0}" -eq 1 ]] && declare -F bed_on_destroy >/dev/null; then
 		bed_on_destroy tcl_cleanup

@@ -11,7 +11,11 @@ build=(autoconf automake libtool pkg-config make gcc libc6-dev
 	collectd-core collectd-dev perl ca-certificates)
 demo=(libyajl2 iproute2)
 test=(iproute2 iptables util-linux procps libnetfilter-queue-dev
-	libyajl2 xz-utils)
+	libyajl2 xz-utils tcpdump
+	graphite-carbon python3-whisper influxdb libprotobuf-c1 libmicrohttpd12 curl
+	build-essential dpkg-dev debhelper file rrdtool librrd8
+	gcc-aarch64-linux-gnu libc6-dev-arm64-cross pkgconf:arm64
+	libbpf-dev:arm64 libelf-dev:arm64 zlib1g-dev:arm64)
 
 case $what in
 build) pkgs=("${build[@]}") ;;
@@ -28,6 +32,12 @@ if [[ $(id -u) -ne 0 ]]; then
 	exit 1
 fi
 export DEBIAN_FRONTEND=noninteractive
+# The cross-build test (tests/cross_build.sh) needs arm64 libraries from
+# Debian's multiarch archive: arm64 must be a foreign architecture before
+# apt-get update fetches the package lists.
+if [[ $what == test ]] && ! dpkg --print-foreign-architectures | grep -qx arm64; then
+	dpkg --add-architecture arm64
+fi
 apt-get update -qq
 apt-get install -y -qq --no-install-recommends "${pkgs[@]}" >/dev/null
 echo "deps.sh: installed the $what dependencies (${#pkgs[@]} packages)"

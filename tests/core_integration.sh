@@ -21,8 +21,8 @@ REF=$ALL/total_connections-refused
 # Listeners on both families, and a port that refuses.
 # Ports are chosen with tcl_spawn outside $( ), so the PID stays tracked.
 out4="$TCL_WORK/listen4" out6="$TCL_WORK/listen6"
-tcl_spawn in_ns "$TCL_TEST_BIN/tcpclient" listen -a 127.0.0.1 -p 0 >"$out4"
-tcl_spawn in_ns "$TCL_TEST_BIN/tcpclient" listen -a ::1 -p 0 >"$out6"
+tcl_spawn ip netns exec "$TCL_NS" "$TCL_TEST_BIN/tcpclient" listen -a 127.0.0.1 -p 0 >"$out4"
+tcl_spawn ip netns exec "$TCL_NS" "$TCL_TEST_BIN/tcpclient" listen -a ::1 -p 0 >"$out6"
 wait_until 10 "IPv4 listener" grep -q '^ready ' "$out4"
 wait_until 10 "IPv6 listener" grep -q '^ready ' "$out6"
 PORT4=$(awk '/^ready /{print $2}' "$out4")

@@ -99,8 +99,12 @@ static bool tcl_has_bpf_capabilities(void)
 /* Stats map entries: a shared pool (see TCL_SLOTS_PER_SERIES). */
 static __u32 tcl_bpf_stats_entries(const tcl_conf_t *conf)
 {
-  uint64_t series = (uint64_t)conf->max_series + TCL_SERIES_FIRST;
+  /* all, other, inbound; label sets only with By. Reads walk the map's
+   * whole bucket array, so it is kept no larger than the series need. */
+  uint64_t series = TCL_SERIES_FIRST;
 
+  if (conf->by & TCL_BY_OUTBOUND_MASK)
+    series += conf->max_series;
   if (conf->by & TCL_BY_LOCAL_PORT)
     series += 64; /* listening ports, typically a few */
   return (__u32)(TCL_NSLOTS + series * TCL_SLOTS_PER_SERIES);

@@ -222,6 +222,15 @@ static __always_inline bool tcl_needs_destination(void)
          tcl_filter_rport || tcl_ignore_rport || tcl_use_networks;
 }
 
+/* ::ffff:a.b.c.d: an IPv4 peer of an IPv6 socket */
+static __always_inline bool tcl_v4_mapped(const __u8 a[16])
+{
+  const __u32 *w = (const __u32 *)a;
+
+  return w[0] == 0 && w[1] == 0 && a[8] == 0 && a[9] == 0 && a[10] == 0xff &&
+         a[11] == 0xff;
+}
+
 /* The destination, with IPv4 (and IPv4-mapped IPv6) as ::ffff:a.b.c.d. */
 static __always_inline void tcl_read_destination(const struct sock *sk,
                                                  struct tcl_labels *who)
@@ -237,11 +246,7 @@ static __always_inline void tcl_read_destination(const struct sock *sk,
     __builtin_memcpy(&who->raddr[12], &daddr, 4);
   } else {
     BPF_CORE_READ_INTO(&who->raddr, sk, __sk_common.skc_v6_daddr.in6_u.u6_addr8);
-    __u32 *w = (__u32 *)who->raddr;
-    bool mapped = w[0] == 0 && w[1] == 0 && who->raddr[8] == 0 &&
-                  who->raddr[9] == 0 && who->raddr[10] == 0xff &&
-                  who->raddr[11] == 0xff;
-    who->family = mapped ? 4 : 6;
+    who->family = tcl_v4_mapped(who->raddr) ? 4 : 6;
   }
 }
 
@@ -396,12 +401,7 @@ static __always_inline void tcl_read_endpoints(const struct sock *sk,
     BPF_CORE_READ_INTO(&e->saddr, sk,
                        __sk_common.skc_v6_rcv_saddr.in6_u.u6_addr8);
     BPF_CORE_READ_INTO(&e->daddr, sk, __sk_common.skc_v6_daddr.in6_u.u6_addr8);
-    __u32 *w = (__u32 *)e->daddr;
-    e->family = (w[0] == 0 && w[1] == 0 && e->daddr[8] == 0 &&
-                 e->daddr[9] == 0 && e->daddr[10] == 0xff &&
-                 e->daddr[11] == 0xff)
-                    ? 4
-                    : 6;
+    e->family = tcl_v4_mapped(e->daddr) ? 4 : 6;
   }
 }
 

@@ -7,6 +7,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <net/if.h>
+
 #include "histogram.h"
 
 typedef enum {
@@ -26,6 +28,8 @@ typedef enum {
 #define TCL_MAX_PORTS 128      /* RemotePort + IgnoreRemotePort */
 #define TCL_MAX_CIDRS 256
 #define TCL_NETWORK_NAME_LEN 64
+#define TCL_MAX_INTERFACES 16 /* TCL_IFACE_MAX in bpf/iface_shared.h */
+#define TCL_DEFAULT_INTERFACE_TIMEOUT 60 /* seconds */
 #define TCL_DEFAULT_MAX_NOTIFICATIONS 100
 #define TCL_DEFAULT_INBOUND_TIMEOUT 75 /* s: past the SYN-ACK retries */
 
@@ -98,6 +102,12 @@ typedef struct {
   char net_filter_names[2][TCL_MAX_NETWORKS][TCL_NETWORK_NAME_LEN];
   size_t net_filter_num[2];
   char btf_path[4096]; /* empty: the kernel's own */
+
+  /* Passive mode on an interface: Interface NAME (repeatable),
+   * InterfaceTimeout SECONDS */
+  char interfaces[TCL_MAX_INTERFACES][IFNAMSIZ];
+  size_t interfaces_num;
+  uint32_t interface_timeout; /* seconds */
 
   /* The first configuration error; init refuses to start when set. */
   char error[512];

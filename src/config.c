@@ -24,7 +24,7 @@ static const double tcl_default_percentiles[] = {50, 90, 99, 99.9};
   "IgnoreRemoteNetwork, OwnNetnsOnly, AttachMode, MaxInflight, BtfPath, "    \
   "CollectBpfStats, SlowThreshold, NotifyFailures, "                       \
   "MaxNotificationsPerSecond, Inbound, InboundTimeout, LocalPort, "         \
-  "IgnoreLocalPort, Verbose"
+  "IgnoreLocalPort, Interface, InterfaceTimeout, Verbose"
 
 static const struct {
   const char *name;
@@ -77,6 +77,7 @@ void tcl_conf_init(tcl_conf_t *conf)
   conf->max_notifications = TCL_DEFAULT_MAX_NOTIFICATIONS;
   conf->inbound = true;
   conf->inbound_timeout_ns = TCL_DEFAULT_INBOUND_TIMEOUT * 1000000000ULL;
+  conf->interface_timeout = TCL_DEFAULT_INTERFACE_TIMEOUT;
 }
 
 void tcl_conf_finish(tcl_conf_t *conf)
@@ -569,6 +570,46 @@ static void tcl_conf_btf_path(tcl_conf_t *conf, const oconfig_item_t *ci)
   sstrncpy(conf->btf_path, ci->values[0].value.string, sizeof(conf->btf_path));
 }
 
+/* Interface NAME...: the kernel's rules for a device name (dev_valid_name). */
+static void tcl_conf_interface(tcl_conf_t *conf, const oconfig_item_t *ci)
+{
+  static const char expected[] =
+      "one or more network interface names of 1 to 15 bytes, without "
+      "\"/\", \":\" or white space";
+
+  if (ci->values_num < 1) {
+    tcl_conf_error(conf, "%s: expected %s.", ci->key, expected);
+    return;
+  }
+  for (int i = 0; i < ci->values_num; i++) {
+    const char *name;
+
+    if (ci->values[i].type != OCONFIG_TYPE_STRING) {
+      tcl_conf_error(conf, "%s: expected %s.", ci->key, expected);
+      return;
+    }
+    name = ci->values[i].value.string;
+    if (name[0] == '\0' || strlen(name) >= IFNAMSIZ ||
+        strcmp(name, ".") == 0 || strcmp(name, "..") == 0 ||
+        strpbrk(name, "/: \t\n\r\v\f") != NULL) {
+      tcl_conf_error(conf, "%s: expected %s, got \"%s\".", ci->key,
+                     expected, name);
+      return;
+    }
+    for (size_t j = 0; j < conf->interfaces_num; j++)
+      if (strcmp(conf->interfaces[j], name) == 0) {
+        tcl_conf_error(conf, "%s: \"%s\" is named twice.", ci->key, name);
+        return;
+      }
+    if (conf->interfaces_num >= TCL_MAX_INTERFACES) {
+      tcl_conf_error(conf, "%s: at most %d interfaces can be named.", ci->key,
+                     TCL_MAX_INTERFACES);
+      return;
+    }
+    sstrncpy(conf->interfaces[conf->interfaces_num++], name, IFNAMSIZ);
+  }
+}
+
 int tcl_conf_parse(tcl_conf_t *conf, oconfig_item_t *ci)
 {
   for (int i = 0; i < ci->children_num; i++) {
@@ -641,6 +682,10 @@ int tcl_conf_parse(tcl_conf_t *conf, oconfig_item_t *ci)
       tcl_conf_boolean(conf, child, &conf->collect_bpf_stats);
     else if (strcasecmp("OwnNetnsOnly", child->key) == 0)
       tcl_conf_boolean(conf, child, &conf->own_netns_only);
+    else if (strcasecmp("Interface", child->key) == 0)
+      tcl_conf_interface(conf, child);
+    else if (strcasecmp("InterfaceTimeout", child->key) == 0)
+      tcl_conf_single_whole(conf, child, 1, 3600, &conf->interface_timeout);
     else
       tcl_conf_error(conf,
                      "unknown option \"%s\" in <Plugin tcpconnlat>; "

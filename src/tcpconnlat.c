@@ -19,6 +19,7 @@
 #include "dispatch.h"
 #include "drain.h"
 #include "histogram.h"
+#include "iface.h"
 #include "notify.h"
 #include "series.h"
 
@@ -48,6 +49,7 @@ static int tcpconnlat_config(oconfig_item_t *ci)
 static void tcpconnlat_cleanup(void)
 {
   tcl_notify_stop();
+  tcl_iface_stop();
   tcl_bpf_stop(&tcl_bpf);
   tcl_drain_free(&tcl_drain);
   tcl_snapshot_free(&tcl_prev);
@@ -91,6 +93,20 @@ static int tcpconnlat_init(void)
     ERROR("tcpconnlat plugin: not starting: %s.", reason);
     tcpconnlat_cleanup();
     return -1;
+  }
+
+  if (conf.interfaces_num > 0) {
+    const char *names[TCL_MAX_INTERFACES];
+
+    for (size_t i = 0; i < conf.interfaces_num; i++)
+      names[i] = conf.interfaces[i];
+    status = tcl_iface_start(names, conf.interfaces_num, reason,
+                             sizeof(reason));
+    if (status != 0) {
+      ERROR("tcpconnlat plugin: not starting: %s.", reason);
+      tcpconnlat_cleanup();
+      return -1;
+    }
   }
 
   status = tcl_notify_start(&conf, tcl_bpf.events_fd);
@@ -205,6 +221,8 @@ static int tcpconnlat_read(void)
   }
 
   tcpconnlat_dispatch_all(interval_s);
+  if (conf.interfaces_num > 0)
+    tcl_iface_read(interval_s, &conf);
 
   self.series = tcl_series.live;
   self.notifying = conf.slow_threshold_ns > 0 || conf.notify_failures;

@@ -25,14 +25,19 @@ expect_unloaded() { # WANT_SENTENCE
 }
 
 # Works: counts a few refused connects exactly, logs the mode used. Every
-# working configuration below carries "RemotePort 1": only the test's own
-# connects (to the closed port 1) count, whatever else the host does.
+# working configuration below carries "RemotePort $CLOSED", a closed port
+# chosen at random for this run: only the test's own connects count,
+# whatever else the host does.
+CLOSED=$((30000 + RANDOM % 20000))
+while ss -Htan "sport = :$CLOSED or dport = :$CLOSED" | grep -q .; do
+	CLOSED=$((30000 + RANDOM % 20000))
+done
 expect_working() { # LOG_TEXT
 	local base
 	grep -qF "$1" "$TCL_WORK/collectd.log" || fail "no log line containing: $1"
 	wait_rows tcpconnlat-all/total_connections-refused 1
 	base=$(csv_last tcpconnlat-all/total_connections-refused)
-	"$TCL_TEST_BIN/tcpclient" connect -a 127.0.0.1 -p 1 -n 7 -q 2>/dev/null
+	"$TCL_TEST_BIN/tcpclient" connect -a 127.0.0.1 -p $CLOSED -n 7 -q 2>/dev/null
 	wait_value tcpconnlat-all/total_connections-refused $((base + 7))
 	collectd_stop
 	wait_no_bpf_left "BPF programs left loaded after shutdown"
@@ -59,17 +64,17 @@ collectd_start 'AttachMode "tracepoint"' "LoadPlugin load" \
 expect_unloaded "the classic tracepoint needs tracefs, which is not mounted"
 
 # 4. Classic tracepoint forced, tracefs mounted (privately): it works.
-collectd_start 'AttachMode "tracepoint"
-RemotePort 1' "" \
+collectd_start "AttachMode \"tracepoint\"
+RemotePort $CLOSED" "" \
 	unshare -m sh -c 'mountpoint -q /sys/kernel/tracing || mount -t tracefs nodev /sys/kernel/tracing; exec "$@"' sh
 expect_working "through the classic tracepoint sock:inet_sock_set_state"
 
 # 5. tp_btf forced.
-collectd_start 'AttachMode "tp_btf"
-RemotePort 1'
+collectd_start "AttachMode \"tp_btf\"
+RemotePort $CLOSED"
 expect_working "through the BTF raw tracepoint (tp_btf)"
 
 # 6. auto with tracefs missing still works (tp_btf needs no tracefs).
-collectd_start "RemotePort 1" "" \
+collectd_start "RemotePort $CLOSED" "" \
 	unshare -m sh -c 'umount -l /sys/kernel/tracing 2>/dev/null; umount -l /sys/kernel/debug 2>/dev/null; exec "$@"' sh
 expect_working "through the BTF raw tracepoint (tp_btf)"

@@ -352,8 +352,71 @@ static void test_parse_cidr(void)
   CHECK(tcl_parse_cidr("example.com/8", a, &len) != 0);
 }
 
+/* Interface, InterfaceTimeout */
+static void test_interfaces(void)
+{
+  static const char *const many[6][3] = {
+      {"a0", "a1", "a2"}, {"b0", "b1", "b2"}, {"c0", "c1", "c2"},
+      {"d0", "d1", "d2"}, {"e0", "e1", "e2"}, {"f0", "f1", "f2"}};
+  tcl_conf_t conf;
+  oconfig_item_t *ci;
+
+  reset();
+  parse(&conf);
+  CHECK_EQ_U64(conf.interfaces_num, 0);
+  CHECK_EQ_U64(conf.interface_timeout, TCL_DEFAULT_INTERFACE_TIMEOUT);
+
+  reset();
+  str(add("Interface"), "eth0");
+  ci = add("interface");
+  str(ci, "br-lan.100");
+  str(ci, "wg0");
+  num(add("InterfaceTimeout"), 5);
+  parse(&conf);
+  CHECK(conf.error[0] == '\0');
+  CHECK_EQ_U64(conf.interfaces_num, 3);
+  CHECK(strcmp(conf.interfaces[0], "eth0") == 0);
+  CHECK(strcmp(conf.interfaces[1], "br-lan.100") == 0);
+  CHECK(strcmp(conf.interfaces[2], "wg0") == 0);
+  CHECK_EQ_U64(conf.interface_timeout, 5);
+
+  reset();
+  str(add("Interface"), "0123456789abcdef"); /* 16 bytes: one too many */
+  expect_error("interface too long", "Interface", "1 to 15 bytes");
+
+  reset();
+  str(add("Interface"), "eth0/1");
+  expect_error("interface slash", "Interface", "without");
+
+  reset();
+  str(add("Interface"), "");
+  expect_error("interface empty", "Interface", "1 to 15 bytes");
+
+  reset();
+  num(add("Interface"), 1);
+  expect_error("interface number", "Interface", "interface names");
+
+  reset();
+  str(add("Interface"), "eth0");
+  str(add("Interface"), "eth0");
+  expect_error("interface twice", "Interface", "named twice");
+
+  reset();
+  for (int i = 0; i < 6; i++) { /* 18 names */
+    ci = add("Interface");
+    for (int j = 0; j < 3; j++)
+      str(ci, many[i][j]);
+  }
+  expect_error("interfaces too many", "Interface", "at most 16");
+
+  reset();
+  num(add("InterfaceTimeout"), 0);
+  expect_error("interface timeout 0", "InterfaceTimeout", "whole number");
+}
+
 int main(void)
 {
+  RUN_TEST(test_interfaces);
   RUN_TEST(test_breakdowns_and_filters);
   RUN_TEST(test_breakdown_errors);
   RUN_TEST(test_parse_cidr);

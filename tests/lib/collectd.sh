@@ -119,7 +119,9 @@ tcl_init() {
 		bed_on_destroy tcl_cleanup
 	else
 		trap _tcl_on_exit EXIT
+		trap 'exit 129' HUP
 		trap 'exit 130' INT
+		trap 'exit 141' PIPE
 		trap 'exit 143' TERM
 	fi
 }

@@ -15,7 +15,8 @@ test=(iproute2 iptables util-linux procps libnetfilter-queue-dev
 	graphite-carbon python3-whisper influxdb libprotobuf-c1 libmicrohttpd12 curl
 	build-essential dpkg-dev debhelper file rrdtool librrd8
 	gcc-aarch64-linux-gnu libc6-dev-arm64-cross pkgconf:arm64
-	libbpf-dev:arm64 libelf-dev:arm64 zlib1g-dev:arm64)
+	libbpf-dev:arm64 libelf-dev:arm64 zlib1g-dev:arm64
+	valgrind libclang-rt-14-dev)
 
 case $what in
 build) pkgs=("${build[@]}") ;;

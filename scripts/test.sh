@@ -27,6 +27,19 @@ else
 	failed=$((failed + 1))
 fi
 
+# The unit tests under ASan+UBSan (and, as root, the plugin in collectd
+# through start/stop cycles and a short soak), then under valgrind.
+for target in check-sanitizers check-valgrind; do
+	if (cd "$build" && make "$target" >"$target.log" 2>&1); then
+		echo "PASS: make $target"
+		passed=$((passed + 1))
+	else
+		echo "FAIL: make $target (last lines of $build/$target.log follow)"
+		tail -n 40 "$build/$target.log"
+		failed=$((failed + 1))
+	fi
+done
+
 (cd "$build" && make check)
 if [[ -f "$build/test-suite.log" ]]; then
 	p=$(sed -n 's/^# PASS: *//p' "$build/test-suite.log")

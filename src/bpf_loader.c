@@ -64,12 +64,27 @@ void tcl_bpf_log_restore(void)
   }
 }
 
-static bool tcl_tracefs_has_event(void)
+/* 0 when the event is there, EACCES when tracefs is there but not readable
+ * by this process, ENOENT when it is not mounted. */
+static int tcl_tracefs_event(void)
 {
-  for (size_t i = 0; i < STATIC_ARRAY_SIZE(tcl_tracefs_event_dirs); i++)
+  int err = ENOENT;
+
+  for (size_t i = 0; i < STATIC_ARRAY_SIZE(tcl_tracefs_event_dirs); i++) {
     if (access(tcl_tracefs_event_dirs[i], F_OK) == 0)
-      return true;
-  return false;
+      return 0;
+    if (errno == EACCES)
+      err = EACCES;
+  }
+  return err;
+}
+
+/* strerror for errno values and libbpf's own codes (4000 and up). */
+static const char *tcl_strerror(int err, char *buf, size_t len)
+{
+  if (libbpf_strerror(err, buf, len) != 0)
+    snprintf(buf, len, "%s", strerror(err));
+  return buf;
 }
 
 #ifndef CAP_PERFMON
@@ -82,18 +97,32 @@ static bool tcl_tracefs_has_event(void)
 /* Tracing programs need CAP_BPF and CAP_PERFMON (CAP_SYS_ADMIN before 5.8,
  * and always sufficient). Checked up front: without them the kernel answers
  * EPERM at some later step that would read like a kernel problem. */
-static bool tcl_has_bpf_capabilities(void)
+/* The effective capabilities; all of them when the kernel will not say. */
+static uint64_t tcl_effective_capabilities(void)
 {
   struct __user_cap_header_struct hdr = {.version = _LINUX_CAPABILITY_VERSION_3};
   struct __user_cap_data_struct data[2] = {{0}};
-  uint64_t eff;
 
   if (syscall(SYS_capget, &hdr, data) != 0)
-    return true; /* cannot tell: let the kernel decide */
-  eff = (uint64_t)data[0].effective | ((uint64_t)data[1].effective << 32);
+    return ~0ULL; /* cannot tell: let the kernel decide */
+  return (uint64_t)data[0].effective | ((uint64_t)data[1].effective << 32);
+}
+
+static bool tcl_has_bpf_capabilities(void)
+{
+  uint64_t eff = tcl_effective_capabilities();
+
   if (eff & (1ULL << CAP_SYS_ADMIN))
     return true;
   return (eff & (1ULL << CAP_BPF)) && (eff & (1ULL << CAP_PERFMON));
+}
+
+/* sock_ops programs (Inbound) also need CAP_NET_ADMIN. */
+static bool tcl_has_net_admin(void)
+{
+  uint64_t eff = tcl_effective_capabilities();
+
+  return (eff & (1ULL << CAP_SYS_ADMIN)) || (eff & (1ULL << CAP_NET_ADMIN));
 }
 
 /* Stats map entries: a shared pool (see TCL_SLOTS_PER_SERIES). */
@@ -320,7 +349,8 @@ static int tcl_bpf_try(const tcl_conf_t *conf, tcl_attach_mode_t mode,
     err = bpf_program__set_autoload(skel->progs.tcl_tracepoint,
                                     mode == TCL_ATTACH_TRACEPOINT);
   if (err == 0)
-    err = bpf_program__set_autoload(skel->progs.tcl_sockops, conf->inbound);
+    err = bpf_program__set_autoload(skel->progs.tcl_sockops,
+                                    conf->inbound && tcl_has_net_admin());
   if (err != 0)
     goto fail;
 
@@ -348,7 +378,10 @@ static int tcl_bpf_try(const tcl_conf_t *conf, tcl_attach_mode_t mode,
   else
     skel->links.tcl_tracepoint = link;
 
-  if (conf->inbound)
+  if (conf->inbound && !tcl_has_net_admin())
+    snprintf(bpf->inbound_error, sizeof(bpf->inbound_error),
+             "collectd lacks CAP_NET_ADMIN, which sock_ops programs need");
+  else if (conf->inbound)
     bpf->inbound = tcl_bpf_attach_inbound(skel, bpf->inbound_error,
                                           sizeof(bpf->inbound_error));
 
@@ -376,20 +409,34 @@ static void tcl_bpf_explain(const tcl_conf_t *conf, tcl_attach_mode_t mode,
                          ? "the BTF raw tracepoint (tp_btf)"
                          : "the classic tracepoint sock:inet_sock_set_state";
 
-  if (mode == TCL_ATTACH_TRACEPOINT && strcmp(stage, "attach") == 0 &&
-      !tcl_tracefs_has_event()) {
+  char ebuf[128];
+  int tracefs = mode == TCL_ATTACH_TRACEPOINT && strcmp(stage, "attach") == 0
+                    ? tcl_tracefs_event()
+                    : 0;
+
+  if (tracefs == ENOENT) {
     snprintf(buf, len,
              "the classic tracepoint needs tracefs, which is not mounted: run "
              "\"mount -t tracefs nodev /sys/kernel/tracing\" or use "
              "AttachMode \"tp_btf\"");
     return;
   }
+  if (tracefs == EACCES) {
+    snprintf(buf, len,
+             "the classic tracepoint needs tracefs, which collectd may not "
+             "read: grant it CAP_DAC_READ_SEARCH, mount tracefs with a group "
+             "collectd is in (gid=...,mode=0750), or use AttachMode "
+             "\"tp_btf\"");
+    return;
+  }
   if (strcmp(stage, "load") == 0 && (err == ENOMEM || err == E2BIG)) {
     snprintf(buf, len,
-             "the kernel could not create the BPF maps (MaxInflight %u): %s; "
-             "lower MaxInflight or raise collectd's locked-memory limit "
-             "(LimitMEMLOCK) or memory cgroup limit",
-             conf->max_inflight, strerror(err));
+             "the kernel could not create the BPF maps (MaxInflight %u, "
+             "MaxSeries %u%s): %s; lower them, or raise collectd's memory "
+             "cgroup limit (its locked-memory limit on kernels before 5.11)",
+             conf->max_inflight, conf->max_series,
+             (conf->by & TCL_BY_OUTBOUND_MASK) ? " with By" : "",
+             tcl_strerror(err, ebuf, sizeof(ebuf)));
     return;
   }
   if (err == EPERM) {
@@ -397,27 +444,33 @@ static void tcl_bpf_explain(const tcl_conf_t *conf, tcl_attach_mode_t mode,
              "the kernel did not permit loading %s (%s): check that collectd "
              "runs as root or with CAP_BPF and CAP_PERFMON, and that no "
              "security policy (lockdown, SELinux, seccomp) forbids BPF",
-             what, strerror(err));
+             what, tcl_strerror(err, ebuf, sizeof(ebuf)));
     return;
   }
   if (strcmp(stage, "load") == 0 && (err == EACCES || err == EINVAL)) {
     snprintf(buf, len,
              "the kernel rejected %s (%s); set \"Verbose true\" to log the "
              "verifier's reasons",
-             what, strerror(err));
+             what, tcl_strerror(err, ebuf, sizeof(ebuf)));
     return;
   }
-  if (strcmp(stage, "open") == 0) {
-    snprintf(buf, len,
-             "the BPF object could not be prepared for this kernel (%s): "
-             "check that the kernel BTF%s%.300s matches the running kernel",
-             strerror(err), conf->btf_path[0] ? " at " : "",
-             conf->btf_path);
+  if (strcmp(stage, "open") == 0 || (err >= 4000 && err < 5000)) {
+    if (conf->btf_path[0])
+      snprintf(buf, len,
+               "the BPF programs could not be prepared with the kernel BTF "
+               "of BtfPath \"%.200s\" (%s): point BtfPath at a BTF file that "
+               "describes the running kernel",
+               conf->btf_path, tcl_strerror(err, ebuf, sizeof(ebuf)));
+    else
+      snprintf(buf, len,
+               "the BPF programs could not be prepared for this kernel (%s): "
+               "set \"Verbose true\" to log libbpf's reasons",
+               tcl_strerror(err, ebuf, sizeof(ebuf)));
     return;
   }
   snprintf(buf, len, "%s could not be %s (%s)", what,
            strcmp(stage, "attach") == 0 ? "attached" : "loaded",
-           strerror(err));
+           tcl_strerror(err, ebuf, sizeof(ebuf)));
 }
 
 int tcl_bpf_start(const tcl_conf_t *conf, tcl_bpf_t *bpf, char *errbuf,
@@ -475,6 +528,10 @@ int tcl_bpf_start(const tcl_conf_t *conf, tcl_bpf_t *bpf, char *errbuf,
     if (strcmp(stage, "cgroup") == 0)
       break; /* a configuration problem, the same in every mode */
     tcl_bpf_explain(conf, modes[i], stage, err, reason, sizeof(reason));
+    /* The BTF, map sizes or memory: the other mode would fail alike. */
+    if (strcmp(stage, "open") == 0 || err == ENOMEM || err == E2BIG ||
+        (err >= 4000 && err < 5000))
+      break;
     if (i + 1 < nmodes)
       INFO("tcpconnlat plugin: %s; trying %s next.", reason,
            tcl_attach_mode_name(modes[i + 1]));

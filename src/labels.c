@@ -107,21 +107,41 @@ static void tcl_address_text(const uint8_t raddr[16], uint8_t family,
   snprintf(out, outlen, "%s", text);
 }
 
-/* Where to cut an encoding so that no escape is split: the end of the last
- * whole token at or before max. */
+/*
+ * Where an encoding may be cut before "_hash-...": the end of the last whole
+ * value token at or before max, found by reading it as a reader would (keys
+ * up to "-", then value tokens: a character, "__" or "_XX", until a "_" that
+ * starts the next key). Never inside a key, an escape, or just after the
+ * "_" that separates two labels.
+ */
 static size_t tcl_token_boundary(const char *s, size_t max)
 {
   size_t i = 0, last = 0;
+  bool in_key = true;
 
   while (s[i] != '\0') {
     size_t n = 1;
 
+    if (in_key) {
+      if (s[i] == '-') {
+        in_key = false;
+        if (i + 1 <= max)
+          last = i + 1; /* an empty value is still a whole label */
+      }
+      i++;
+      continue;
+    }
     if (s[i] == '_') {
       if (s[i + 1] == '_')
         n = 2;
       else if ((s[i + 1] >= '0' && s[i + 1] <= '9') ||
                (s[i + 1] >= 'A' && s[i + 1] <= 'F'))
         n = 3;
+      else {
+        in_key = true; /* the separator before the next key */
+        i++;
+        continue;
+      }
     }
     if (i + n > max)
       break;

@@ -205,8 +205,66 @@ static void test_instance_too_long(void)
   CHECK(strcmp(out, out2) != 0);
 }
 
+/* Reads an instance by the documented rules; false if it does not parse. */
+static bool parses(const char *s)
+{
+  size_t i = 0;
+
+  while (s[i]) {
+    size_t k = i;
+    while (s[i] >= 'a' && s[i] <= 'z')
+      i++;
+    if (i == k || s[i] != '-')
+      return false; /* a key of lowercase letters, then "-" */
+    i++;
+    while (s[i]) {
+      if (s[i] != '_') {
+        i++;
+      } else if (s[i + 1] == '_') {
+        i += 2;
+      } else if ((s[i + 1] >= '0' && s[i + 1] <= '9') ||
+                 (s[i + 1] >= 'A' && s[i + 1] <= 'F')) {
+        if (!s[i + 2])
+          return false;
+        i += 3;
+      } else {
+        i++; /* the next key */
+        break;
+      }
+    }
+  }
+  return true;
+}
+
+static void test_truncation_keeps_labels_whole(void)
+{
+  /* every cgroup path length around the limit, with keys after the cgroup
+   * so that a cut can fall inside a key or just after a separator */
+  for (size_t len = 80; len < 140; len++) {
+    struct tcl_labels l = {0};
+    char path[256], out[128];
+    tcl_label_names_t names = {.cgroup_path = path};
+    const char *h;
+
+    for (size_t i = 0; i < len; i++)
+      path[i] = (i % 9 == 4) ? '.' : 'a' + (char)(i % 5);
+    path[len] = '\0';
+    l.uid = 1000;
+    l.netns = 4026531840u;
+    tcl_labels_instance(&l, TCL_BY_UID | TCL_BY_CGROUP | TCL_BY_NETNS, &names,
+                        out, sizeof(out));
+    CHECK(parses(out));
+    h = strstr(out, "_hash-");
+    if (strlen(out) >= 127 - 14)
+      CHECK(h != NULL && strlen(h) == 14 && h[-1] != '_');
+    if (!parses(out))
+      fprintf(stderr, "  len %zu: %s\n", len, out);
+  }
+}
+
 int main(void)
 {
+  RUN_TEST(test_truncation_keeps_labels_whole);
   RUN_TEST(test_escape_hostile);
   RUN_TEST(test_escape_truncates_whole);
   RUN_TEST(test_instance_format);

@@ -208,18 +208,23 @@ size_t tcl_labels_instance(const struct tcl_labels *l, uint32_t by,
     memcpy(out, full, b.len + 1);
     return b.len;
   }
-  /* Too long: keep what fits, then "_hash-XXXXXXXX" (14 bytes). */
+  /* Too long: keep whole labels, then "_hash-XXXXXXXX" (14 bytes), a label
+   * of its own; just "hash-XXXXXXXX" when not even one label fits. */
   {
     char suffix[32];
     size_t keep, slen;
 
     snprintf(suffix, sizeof(suffix), "_hash-%08x", b.hash);
     slen = strlen(suffix);
-    if (outlen <= slen + 1) {
+    if (outlen <= slen) {
       out[0] = '\0';
       return 0;
     }
     keep = tcl_token_boundary(full, outlen - 1 - slen);
+    if (keep == 0) {
+      memcpy(out, suffix + 1, slen);
+      return slen - 1;
+    }
     memcpy(out, full, keep);
     memcpy(out + keep, suffix, slen + 1);
     return keep + slen;

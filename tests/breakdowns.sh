@@ -84,6 +84,8 @@ settle() {
 	wait_rows tcpconnlat-self/gauge-inflight $((rows + 2))
 }
 series_dirs() { find "$TCL_WORK/csv/$TCL_HOST" -maxdepth 1 -name 'tcpconnlat-*' -printf '%f\n' | sort; }
+# (Inbound stays at its default: its series, tcpconnlat-inbound, is not one
+# of the label sets counted here.)
 phase() { # NAME BLOCK [raw]: fresh collectd; unless raw, only A and B count
 	local procs=$PROCS
 	[[ "${3:-}" == raw ]] && procs=
@@ -108,7 +110,7 @@ expect_established "$(inst "$A" 0 "$CG_A" "$NS_A_INO" ipv6 $P2)" 5
 expect_established "$(inst "$B" "$NOBODY" "$CG_B" "$NS_B_INO" ipv4 $P2)" 4
 expect_established "$(inst "$B" "$NOBODY" "$CG_B" "$NS_B_INO" ipv6 $P1)" 3
 settle
-n=$(series_dirs | grep -vcE '^tcpconnlat-(all|self)$' || true)
+n=$(series_dirs | grep -vcE '^tcpconnlat-(all|self|inbound)$' || true)
 [[ $n -eq 4 ]] || fail "expected 4 labelled series, found $n: $(series_dirs | tr '\n' ' ')"
 [[ $(established all) -eq $TOTAL ]] || fail "all grew past $TOTAL"
 wait_value tcpconnlat-self/gauge-series 4
@@ -192,12 +194,12 @@ traffic
 expect_established all $TOTAL
 settle
 sum=0
-for d in $(series_dirs | grep -vE '^tcpconnlat-(all|self)$'); do
+for d in $(series_dirs | grep -vE '^tcpconnlat-(all|self|inbound)$'); do
 	sum=$((sum + $(established "${d#tcpconnlat-}")))
 done
 [[ $sum -eq $TOTAL ]] || fail "series + other hold $sum connects, expected $TOTAL"
 [[ -d "$TCL_WORK/csv/$TCL_HOST/tcpconnlat-other" ]] || fail "no other series"
-n=$(series_dirs | grep -vcE '^tcpconnlat-(all|self|other)$' || true)
+n=$(series_dirs | grep -vcE '^tcpconnlat-(all|self|other|inbound)$' || true)
 [[ $n -eq 2 ]] || fail "expected 2 labelled series under MaxSeries 2, found $n"
 [[ $(csv_last tcpconnlat-self/derive-series_overflow) -gt 0 ]] || fail "overflow not counted"
 pass "MaxSeries 2: two series + other = $TOTAL, overflow counted"

@@ -65,6 +65,14 @@ enum {
   BPF_SOCK_OPS_TIMEOUT_INIT = 1,
   BPF_SOCK_OPS_PASSIVE_ESTABLISHED_CB = 5,
 };
+/* bpf_ringbuf_submit() flags and bpf_ringbuf_query() flags */
+enum {
+  BPF_RB_NO_WAKEUP = 1,
+  BPF_RB_FORCE_WAKEUP = 2,
+};
+enum {
+  BPF_RB_AVAIL_DATA = 0,
+};
 
 #pragma clang attribute push(__attribute__((preserve_access_index)), apply_to = record)
 

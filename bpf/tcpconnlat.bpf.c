@@ -231,6 +231,14 @@ static __always_inline bool tcl_v4_mapped(const __u8 a[16])
          a[11] == 0xff;
 }
 
+/* The caller's labels (tgid, uid, cgroup, comm): for breakdowns, filters and
+ * notifications only. Four helper calls the bare configuration does without. */
+static __always_inline bool tcl_needs_labels(void)
+{
+  return tcl_by || tcl_slow_ns || tcl_notify_failures || tcl_filter_pid ||
+         tcl_filter_uid || tcl_filter_comm || tcl_ncgroups;
+}
+
 /* The destination, with IPv4 (and IPv4-mapped IPv6) as ::ffff:a.b.c.d. */
 static __always_inline void tcl_read_destination(const struct sock *sk,
                                                  struct tcl_labels *who)
@@ -313,10 +321,12 @@ static __always_inline void tcl_connect_start(const struct sock *sk)
   if (tcl_foreign_netns(sk))
     return;
 
-  start.tgid = bpf_get_current_pid_tgid() >> 32;
-  start.who.uid = (__u32)bpf_get_current_uid_gid();
-  start.who.cgroup_id = bpf_get_current_cgroup_id();
-  bpf_get_current_comm(start.who.comm, sizeof(start.who.comm));
+  if (tcl_needs_labels()) {
+    start.tgid = bpf_get_current_pid_tgid() >> 32;
+    start.who.uid = (__u32)bpf_get_current_uid_gid();
+    start.who.cgroup_id = bpf_get_current_cgroup_id();
+    bpf_get_current_comm(start.who.comm, sizeof(start.who.comm));
+  }
   if (tcl_by & TCL_BY_NETNS)
     start.who.netns = BPF_CORE_READ(sk, __sk_common.skc_net.net, ns.inum);
   if (tcl_needs_destination())
@@ -426,7 +436,13 @@ static __always_inline void tcl_emit(const struct sock *sk, __u32 tgid,
   __builtin_memcpy(e->comm, who->comm, sizeof(e->comm));
   e->reason = reason;
   tcl_read_endpoints(sk, e);
-  bpf_ringbuf_submit(e, 0);
+  /* No wake-up per event (an irq_work, a self-IPI: microseconds in a VM);
+   * the reader polls every TCL_NOTIFY_POLL_MS and is woken only when the
+   * buffer fills up. */
+  bpf_ringbuf_submit(e, bpf_ringbuf_query(&tcl_events, BPF_RB_AVAIL_DATA) >=
+                                TCL_EVENTS_WAKEUP_BYTES
+                            ? BPF_RB_FORCE_WAKEUP
+                            : BPF_RB_NO_WAKEUP);
 }
 
 static __always_inline void tcl_connect_end(const struct sock *sk, int newstate,
@@ -556,6 +572,12 @@ int tcl_sockops(struct bpf_sock_ops *skops)
   /* Never touch skops->reply: another program may set the RTO. */
   if (!tcl_inbound || (op != BPF_SOCK_OPS_TIMEOUT_INIT &&
                        op != BPF_SOCK_OPS_PASSIVE_ESTABLISHED_CB))
+    return 1;
+  /* TIMEOUT_INIT also runs for the connecting socket itself (in connect(),
+   * a full socket); only the listener's request socket starts a handshake.
+   * Without this test every outgoing connect left an entry behind until
+   * InboundTimeout, and under load the map stayed full. */
+  if (op == BPF_SOCK_OPS_TIMEOUT_INIT && skops->is_fullsock)
     return 1;
   if (skops->family != TCL_AF_INET && skops->family != TCL_AF_INET6)
     return 1;

@@ -150,6 +150,10 @@ struct tcl_event {
 };
 #define TCL_EVENT_SLOW 0xff
 
+/* The kernel wakes the notification reader only once this much is pending;
+ * below it, the reader finds the events at its next poll (every 100 ms). */
+#define TCL_EVENTS_WAKEUP_BYTES (64 * 1024)
+
 /* Per-CPU event counters, cumulative. */
 struct tcl_counters {
   __u64 started;   /* connects remembered in the in-flight map */

@@ -6,6 +6,13 @@
 #include "conf.h"
 #include "histogram.h"
 
+/* Formats the value names of the configured percentiles and buckets; once,
+ * before the first read. */
+void tcl_dispatch_prepare(const tcl_conf_t *conf);
+
+/* Start of a read: the time stamp of every value it dispatches. */
+void tcl_dispatch_begin(cdtime_t now);
+
 /*
  * One series: delta[] holds this interval's growth and cum[] the cumulative
  * totals of the same series, both sorted by slot.

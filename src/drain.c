@@ -28,7 +28,10 @@ int tcl_drain_init(tcl_drain_t *d)
   d->values = calloc(d->batch, vstride * (size_t)d->ncpus);
   d->counters = calloc((size_t)d->ncpus,
                        TCL_PERCPU_STRIDE(sizeof(struct tcl_counters)));
-  if (d->keys == NULL || d->values == NULL || d->counters == NULL) {
+  d->syn_keys = calloc(d->batch, sizeof(struct tcl_syn_key));
+  d->syn_values = calloc(d->batch, sizeof(__u64));
+  if (d->keys == NULL || d->values == NULL || d->counters == NULL ||
+      d->syn_keys == NULL || d->syn_values == NULL) {
     tcl_drain_free(d);
     return ENOMEM;
   }
@@ -40,7 +43,10 @@ void tcl_drain_free(tcl_drain_t *d)
   free(d->keys);
   free(d->values);
   free(d->counters);
+  free(d->syn_keys);
+  free(d->syn_values);
   d->keys = d->values = d->counters = NULL;
+  d->syn_keys = d->syn_values = NULL;
 }
 
 static int tcl_drain_add(tcl_drain_t *d, const struct tcl_stats_key *key,
@@ -141,6 +147,55 @@ static int tcl_drain_bump(tcl_drain_t *d, int stats_fd, __u32 series,
   return bpf_map_update_elem(stats_fd, &key, d->values, BPF_ANY) ? errno : 0;
 }
 
+/* One handshake older than the timeout: deleted by us (the kernel deletes
+ * completed ones), it did not complete. */
+static bool tcl_drain_expire_one(tcl_drain_t *d, int synrecv_fd, int stats_fd,
+                                 const struct tcl_syn_key *key, bool by_port)
+{
+  if (bpf_map_delete_elem(synrecv_fd, key) != 0)
+    return false;
+  tcl_drain_bump(d, stats_fd,
+                 by_port ? (TCL_SERIES_INBOUND_PORT | key->lport)
+                         : TCL_SERIES_INBOUND,
+                 TCL_SLOT_FAILURE_BASE + TCL_REASON_TIMEOUT, 1);
+  return true;
+}
+
+/* Batch lookups: a syscall per 1024 handshakes, not two per handshake (a
+ * SYN flood can fill the map). 0, or -1 when the kernel has none. */
+static int tcl_drain_expire_batch(tcl_drain_t *d, int synrecv_fd, int stats_fd,
+                                  uint64_t now, uint64_t timeout_ns,
+                                  bool by_port, uint64_t *expired)
+{
+  __u64 in_token = 0, out_token = 0;
+  bool first = true;
+
+  for (;;) {
+    __u32 count = (__u32)d->batch;
+    int err = bpf_map_lookup_batch(synrecv_fd, first ? NULL : &in_token,
+                                   &out_token, d->syn_keys, d->syn_values,
+                                   &count, NULL);
+    int saved = errno;
+
+    if (err != 0 && saved != ENOENT)
+      return first && (saved == EINVAL || saved == ENOTSUP || saved == 524)
+                 ? -1
+                 : 0;
+    for (__u32 i = 0; i < count; i++) {
+      const struct tcl_syn_key *key = (const struct tcl_syn_key *)d->syn_keys + i;
+      __u64 start = ((const __u64 *)d->syn_values)[i];
+
+      if (now >= start && now - start >= timeout_ns &&
+          tcl_drain_expire_one(d, synrecv_fd, stats_fd, key, by_port))
+        (*expired)++;
+    }
+    if (err != 0)
+      return 0; /* ENOENT: that was the last batch */
+    in_token = out_token;
+    first = false;
+  }
+}
+
 uint64_t tcl_drain_expire_handshakes(tcl_drain_t *d, int synrecv_fd,
                                      int stats_fd, uint64_t timeout_ns,
                                      bool by_port)
@@ -154,20 +209,20 @@ uint64_t tcl_drain_expire_handshakes(tcl_drain_t *d, int synrecv_fd,
     return 0;
   clock_gettime(CLOCK_MONOTONIC, &ts); /* bpf_ktime_get_ns()'s clock */
   now = (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec;
+  if (!d->syn_no_batch) {
+    if (tcl_drain_expire_batch(d, synrecv_fd, stats_fd, now, timeout_ns,
+                               by_port, &expired) == 0)
+      return expired;
+    d->syn_no_batch = true;
+  }
   while (bpf_map_get_next_key(synrecv_fd, prev, &next) == 0) {
     key = next;
     prev = &key;
     if (bpf_map_lookup_elem(synrecv_fd, &key, &start) != 0 ||
         now < start || now - start < timeout_ns)
       continue;
-    /* deleted by us: it did not complete (the kernel deletes on success) */
-    if (bpf_map_delete_elem(synrecv_fd, &key) != 0)
-      continue;
-    expired++;
-    tcl_drain_bump(d, stats_fd,
-                   by_port ? (TCL_SERIES_INBOUND_PORT | key.lport)
-                           : TCL_SERIES_INBOUND,
-                   TCL_SLOT_FAILURE_BASE + TCL_REASON_TIMEOUT, 1);
+    if (tcl_drain_expire_one(d, synrecv_fd, stats_fd, &key, by_port))
+      expired++;
   }
   return expired;
 }

@@ -14,6 +14,9 @@ typedef struct {
   void *counters; /* one per-CPU counters value */
   size_t batch;   /* entries per batch call */
   bool no_batch;  /* the kernel has no batch lookups for this map */
+  void *syn_keys; /* batch buffers for the handshake map */
+  void *syn_values;
+  bool syn_no_batch;
 } tcl_drain_t;
 
 int tcl_drain_init(tcl_drain_t *d);

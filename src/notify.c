@@ -166,7 +166,12 @@ static void *tcl_notify_thread(void *arg)
 {
   (void)arg;
   while (!tcl_stop) {
+    /* The kernel does not wake us for every event (BPF_RB_NO_WAKEUP): poll
+     * waits for a full quarter of the buffer or the timeout, then whatever
+     * is there is read. */
     int n = ring_buffer__poll(tcl_rb, TCL_NOTIFY_POLL_MS);
+    if (n >= 0)
+      n = ring_buffer__consume(tcl_rb);
     if (n < 0 && n != -EINTR) {
       ERROR("tcpconnlat plugin: reading connect events failed: %s",
             strerror(-n));

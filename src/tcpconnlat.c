@@ -77,6 +77,7 @@ static int tcpconnlat_init(void)
     return -1;
   }
   tcl_bpf_log_to_collectd(conf.verbose);
+  tcl_dispatch_prepare(&conf);
 
   status = tcl_drain_init(&tcl_drain);
   if (status == 0)
@@ -200,6 +201,7 @@ static int tcpconnlat_read(void)
 
   if (!tcl_running)
     return -1;
+  tcl_dispatch_begin(begin);
 
   if (tcl_bpf.inbound)
     tcl_drain_expire_handshakes(&tcl_drain, tcl_bpf.synrecv_fd,

@@ -46,6 +46,12 @@ within() { # GOT WANT -> within 2% or 0.2 ms
 	awk -v g="$1" -v w="$2" 'BEGIN { d = g - w; if (d < 0) d = -d; t = 0.02 * w; if (t < 0.0002) t = 0.0002; exit !(d <= t) }'
 }
 
+# The server's view of every handshake captured so far, in time order.
+capture_pairs() {
+	tcpdump -r "$TCL_WORK/server.pcap" -n -tt --time-stamp-precision=nano 2>/dev/null |
+		awk -v server="$BED_SERVER_V4.$PORT" -f "$here/pcap_synack_ack.awk"
+}
+
 Q=90
 run_case() { # D_MS -> checks one interval
 	local d=$1 rows est0 out0 hold=$(($1 + 30)) qs="" p got want
@@ -57,6 +63,10 @@ run_case() { # D_MS -> checks one interval
 			-m connbytes --connbytes 2:2 --connbytes-dir original --connbytes-mode packets \
 			-j NFQUEUE --queue-num $Q --queue-bypass
 	fi
+	# handshakes in the capture so far: this case's come after them (client
+	# ports repeat across cases)
+	local before
+	before=$(capture_pairs | wc -l)
 	# start right after a read, finish before the next one
 	rows=$(csv_rows $IN/total_connections-established)
 	wait_rows $IN/total_connections-established $((rows + 1)) 20
@@ -75,8 +85,7 @@ run_case() { # D_MS -> checks one interval
 	fi
 
 	# the server's view from the capture, for exactly this case's client ports
-	tcpdump -r "$TCL_WORK/server.pcap" -n -tt --time-stamp-precision=nano 2>/dev/null |
-		awk -v server="$BED_SERVER_V4.$PORT" -f "$here/pcap_synack_ack.awk" >"$TCL_WORK/pcap-all"
+	capture_pairs | tail -n +$((before + 1)) >"$TCL_WORK/pcap-all"
 	awk '$1 == "ok" { print $4 }' "$TCL_WORK/client-$d" | sort >"$TCL_WORK/ports-$d"
 	awk 'NR == FNR { want[$1] = 1; next } ($1 in want) { print $2 }' \
 		"$TCL_WORK/ports-$d" "$TCL_WORK/pcap-all" >"$TCL_WORK/truth-$d"
@@ -125,6 +134,24 @@ wait_value $IN/total_connections-timeout 3 15
 [[ $(csv_last $IN/total_connections-established) -eq 0 ]] || fail "an incomplete handshake counted as established"
 ip netns exec "$BED_CLIENT_NS" iptables -F OUTPUT
 pass "3 handshakes whose ACK never came: timeout 3 after InboundTimeout, none established"
+
+# Outgoing connects are no handshakes of ours: the sock_ops hook that starts
+# the clock also runs for a connecting socket, which must be left out (else
+# each connect would count as an inbound timeout). No LocalPort filter here;
+# other traffic on the host can only add, so fewer than the 20 connects made
+# is the test.
+collectd_stop
+rm -rf "$TCL_WORK/csv"
+collectd_start "InboundTimeout 2"
+wait_rows $IN/total_connections-timeout 1
+t0=$(csv_last $IN/total_connections-timeout)
+CLOSED=$((PORT + 1))
+bed_connect "$BED_SERVER_V4" $CLOSED -n 20 -q 2>/dev/null || true
+rows=$(csv_rows $IN/total_connections-timeout)
+wait_rows $IN/total_connections-timeout $((rows + 4))
+t1=$(csv_last $IN/total_connections-timeout)
+(((t1 - t0) < 20)) || fail "20 outgoing connects became $((t1 - t0)) inbound timeouts"
+pass "outgoing connects leave nothing in the inbound handshake map"
 
 collectd_stop
 bed_stop "$TCPDUMP"

@@ -36,12 +36,8 @@ here=$(cd "$(dirname "$0")" && pwd)
 . "$here/lib/collectd.sh"
 
 tcl_require_root
-for tool in ip iptables ip6tables ss tcpdump chrt; do
-	command -v "$tool" >/dev/null || tcl_skip_or_fail "$tool is not installed (scripts/deps.sh test)"
-done
-for bin in tcpclient nfq_delay; do
-	[[ -x "$TCL_TEST_BIN/$bin" ]] || tcl_skip_or_fail "test helper $TCL_TEST_BIN/$bin is not built (libnetfilter-queue-dev)"
-done
+tcl_require_tools ip iptables ip6tables ss tcpdump chrt
+tcl_require_helpers tcpclient nfq_delay
 
 . "$here/lib/netns.sh"
 . "$here/lib/latency.sh"

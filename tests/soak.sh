@@ -49,22 +49,7 @@ PORT6=$(awk '/^ready /{print $2}' "$out6")
 # A plugin built with --enable-sanitizers needs the sanitizer runtimes
 # preloaded into collectd; their reports (leaks at exit included) go to
 # $TCL_WORK/asan.* and ubsan.* and fail the test.
-SAN_ENV=()
-san_rt=$(ldd "$TCL_PLUGIN_DIR/tcpconnlat.so" 2>/dev/null | awk '/lib(asan|ubsan)\.so/ { print $3 }' | paste -sd' ' -)
-if [[ -n "$san_rt" ]]; then
-	SAN_ENV=(env "LD_PRELOAD=$san_rt"
-		"ASAN_OPTIONS=detect_leaks=1:log_path=$TCL_WORK/asan"
-		"UBSAN_OPTIONS=print_stacktrace=1:log_path=$TCL_WORK/ubsan")
-	note "the plugin is built with sanitizers: collectd runs with $san_rt preloaded"
-fi
-no_sanitizer_reports() {
-	local f
-	for f in "$TCL_WORK"/asan.* "$TCL_WORK"/ubsan.*; do
-		[[ -e "$f" ]] || continue
-		cat "$f" >&2
-		fail "sanitizer report in $f"
-	done
-}
+tcl_sanitizer_env
 
 collectd_start "OwnNetnsOnly true
 $BLOCK" "" ip netns exec "$TCL_NS" "${SAN_ENV[@]}"

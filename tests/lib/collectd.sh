@@ -306,3 +306,41 @@ _tcl_no_bpf_left() {
 wait_no_bpf_left() {
 	wait_until 10 "no tcpconnlat BPF program, map or link left ($1)" _tcl_no_bpf_left
 }
+
+# Test prerequisites: a missing tool or helper skips (fails under CI=true).
+tcl_require_tools() { # TOOL...
+	local tool
+	for tool in "$@"; do
+		command -v "$tool" >/dev/null || tcl_skip_or_fail "$tool is not installed (scripts/deps.sh test)"
+	done
+}
+tcl_require_helpers() { # BIN... (in TCL_TEST_BIN)
+	local bin
+	for bin in "$@"; do
+		[[ -x "$TCL_TEST_BIN/$bin" ]] || tcl_skip_or_fail "test helper $TCL_TEST_BIN/$bin is not built (libnetfilter-queue-dev)"
+	done
+}
+
+# A plugin built with --enable-sanitizers loads into collectd only with the
+# sanitizer runtimes preloaded: tcl_sanitizer_env sets SAN_ENV, a command
+# prefix for collectd_start (empty otherwise); no_sanitizer_reports fails on
+# any report. Call after tcl_init.
+tcl_sanitizer_env() {
+	local san_rt
+	SAN_ENV=()
+	san_rt=$(ldd "$TCL_PLUGIN_DIR/tcpconnlat.so" 2>/dev/null | awk '/lib(asan|ubsan)\.so/ { print $3 }' | paste -sd' ' -)
+	if [[ -n "$san_rt" ]]; then
+		SAN_ENV=(env "LD_PRELOAD=$san_rt"
+			"ASAN_OPTIONS=detect_leaks=1:log_path=$TCL_WORK/asan"
+			"UBSAN_OPTIONS=print_stacktrace=1:log_path=$TCL_WORK/ubsan")
+		note "the plugin is built with sanitizers: collectd runs with $san_rt preloaded"
+	fi
+}
+no_sanitizer_reports() {
+	local f
+	for f in "$TCL_WORK"/asan.* "$TCL_WORK"/ubsan.*; do
+		[[ -e "$f" ]] || continue
+		cat "$f" >&2
+		fail "sanitizer report in $f"
+	done
+}

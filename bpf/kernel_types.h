@@ -29,6 +29,7 @@ typedef _Bool bool;
 /* uapi constants (stable ABI) used by the map definitions */
 enum {
   BPF_MAP_TYPE_HASH = 1,
+  BPF_MAP_TYPE_ARRAY = 2,
   BPF_MAP_TYPE_PERCPU_HASH = 5,
   BPF_MAP_TYPE_PERCPU_ARRAY = 6,
   BPF_MAP_TYPE_LPM_TRIE = 11,
@@ -42,6 +43,7 @@ enum {
 };
 enum {
   BPF_F_NO_PREALLOC = 1,
+  BPF_F_MMAPABLE = 1024,
 };
 
 /* uapi (stable ABI, rewritten by the verifier): not relocated */
@@ -133,6 +135,11 @@ struct sock {
 struct inet_sock {
   struct sock sk;
   __be16 inet_sport;
+};
+
+/* tcp_mstamp_refresh() caches tcp_clock_ns() here (Linux 4.20 and newer). */
+struct tcp_sock {
+  __u64 tcp_clock_cache;
 };
 
 struct trace_entry {

@@ -63,13 +63,32 @@ const volatile __u32 tcl_ncgroups = 0;
 const volatile __u64 tcl_cgroup_ids[TCL_MAX_CGROUP_FILTERS] = {};
 const volatile __u32 tcl_cgroup_levels[TCL_MAX_CGROUP_FILTERS] = {};
 
-/* Sized by the plugin before load (MaxInflight, MaxSeries). */
+/* The in-flight table (see struct tcl_inflight_set): MaxInflight ways,
+ * rounded up to a power of two, sized by the plugin before load. */
+const volatile __u32 tcl_inflight_mask = 0; /* sets - 1 */
+
 struct {
-  __uint(type, BPF_MAP_TYPE_HASH);
-  __uint(max_entries, 16384);
-  __type(key, __u64); /* struct sock address */
-  __type(value, struct tcl_inflight);
+  __uint(type, BPF_MAP_TYPE_ARRAY);
+  __uint(max_entries, 4096);
+  __type(key, __u32);
+  __type(value, struct tcl_inflight_set);
 } tcl_inflight SEC(".maps");
+
+/* Labels of the starts, way by way; one entry unless labels are used. */
+struct {
+  __uint(type, BPF_MAP_TYPE_ARRAY);
+  __uint(max_entries, 1);
+  __type(key, __u32);
+  __type(value, struct tcl_inflight_who);
+} tcl_inflight_who SEC(".maps");
+
+/* Histograms of the fixed series: no hash lookup on the hot path. */
+struct {
+  __uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+  __uint(max_entries, TCL_NFIXED * TCL_NSLOTS);
+  __type(key, __u32);
+  __type(value, struct tcl_stats_value);
+} tcl_fixed SEC(".maps");
 
 /* Grows with the buckets actually used: entries are allocated on first use. */
 struct {
@@ -102,13 +121,17 @@ struct {
   __type(value, __u32);
 } tcl_free_ids SEC(".maps");
 
-/* Inbound handshakes in progress: SYN seen -> its time. */
+/* Inbound handshakes in progress (struct tcl_syn_set), sized like the
+ * in-flight table; the plugin maps it to expire the ones that never end. */
 struct {
-  __uint(type, BPF_MAP_TYPE_HASH);
-  __uint(max_entries, 16384);
-  __type(key, struct tcl_syn_key);
-  __type(value, __u64);
+  __uint(type, BPF_MAP_TYPE_ARRAY);
+  __uint(max_entries, 4096);
+  __uint(map_flags, BPF_F_MMAPABLE);
+  __type(key, __u32);
+  __type(value, struct tcl_syn_set);
 } tcl_synrecv SEC(".maps");
+
+const volatile __u64 tcl_inbound_timeout_ns = 75000000000ULL;
 
 struct {
   __uint(type, BPF_MAP_TYPE_HASH);
@@ -165,6 +188,17 @@ static __always_inline struct tcl_counters *tcl_counters_get(void)
   __u32 zero = 0;
 
   return bpf_map_lookup_elem(&tcl_counters, &zero);
+}
+
+static __always_inline void tcl_fixed_add(__u32 fixed, __u32 slot, __u64 ns)
+{
+  __u32 idx = fixed * TCL_NSLOTS + slot;
+  struct tcl_stats_value *val = bpf_map_lookup_elem(&tcl_fixed, &idx);
+
+  if (val) {
+    val->count++;
+    val->sum_ns += ns;
+  }
 }
 
 static __always_inline void tcl_stats_add(__u32 series, __u32 slot, __u64 ns)
@@ -231,12 +265,16 @@ static __always_inline bool tcl_v4_mapped(const __u8 a[16])
          a[11] == 0xff;
 }
 
-/* The caller's labels (tgid, uid, cgroup, comm): for breakdowns, filters and
- * notifications only. Four helper calls the bare configuration does without. */
-static __always_inline bool tcl_needs_labels(void)
+/* Notifications carry the caller's pid, uid and command. */
+static __always_inline bool tcl_notifies(void)
 {
-  return tcl_by || tcl_slow_ns || tcl_notify_failures || tcl_filter_pid ||
-         tcl_filter_uid || tcl_filter_comm || tcl_ncgroups;
+  return tcl_slow_ns || tcl_notify_failures;
+}
+
+/* Labels kept with a start until its outcome: breakdowns, notifications. */
+static __always_inline bool tcl_keeps_labels(void)
+{
+  return tcl_by || tcl_slow_ns || tcl_notify_failures;
 }
 
 /* The destination, with IPv4 (and IPv4-mapped IPv6) as ::ffff:a.b.c.d. */
@@ -312,21 +350,44 @@ static __always_inline bool tcl_wanted(struct tcl_labels *who, __u32 tgid)
   return true;
 }
 
-static __always_inline void tcl_connect_start(const struct sock *sk)
+/*
+ * A socket's key in the in-flight table: a scalar that identifies the
+ * socket while it lives. tp_btf hands us a trusted pointer, on which the
+ * verifier allows no arithmetic but the difference to another pointer; the
+ * classic tracepoint hands us the address as a plain number.
+ */
+#define TCL_SOCK_KEY_BTF(sk) ((__u64)(sk) - (__u64)(void *)&tcl_inflight)
+
+/* The set of a socket: Fibonacci hashing of its key. */
+static __always_inline struct tcl_inflight_set *tcl_set_of(__u64 skaddr,
+                                                           __u32 *idx)
 {
-  struct tcl_inflight start = {};
+  *idx = (__u32)((skaddr * 0x9E3779B97F4A7C15ULL) >> 32) & tcl_inflight_mask;
+  return bpf_map_lookup_elem(&tcl_inflight, idx);
+}
+
+static __always_inline void tcl_connect_start(const struct sock *sk,
+                                              __u64 skaddr)
+{
+  struct tcl_inflight_who start = {};
+  struct tcl_inflight_set *set;
+  struct tcl_inflight_way *w;
   struct tcl_counters *c;
-  __u64 skaddr = (__u64)sk;
+  __u64 oldest = ~0ULL, old;
+  __u32 idx, way = 0;
 
   if (tcl_foreign_netns(sk))
     return;
 
-  if (tcl_needs_labels()) {
+  /* Each helper only when something uses what it returns. */
+  if (tcl_filter_pid || tcl_notifies())
     start.tgid = bpf_get_current_pid_tgid() >> 32;
+  if ((tcl_by & TCL_BY_UID) || tcl_filter_uid || tcl_notifies())
     start.who.uid = (__u32)bpf_get_current_uid_gid();
+  if (tcl_by & TCL_BY_CGROUP)
     start.who.cgroup_id = bpf_get_current_cgroup_id();
+  if ((tcl_by & TCL_BY_PROCESS) || tcl_filter_comm || tcl_notifies())
     bpf_get_current_comm(start.who.comm, sizeof(start.who.comm));
-  }
   if (tcl_by & TCL_BY_NETNS)
     start.who.netns = BPF_CORE_READ(sk, __sk_common.skc_net.net, ns.inum);
   if (tcl_needs_destination())
@@ -339,14 +400,45 @@ static __always_inline void tcl_connect_start(const struct sock *sk)
     return;
   }
 
-  start.start_ns = bpf_ktime_get_ns();
-  if (bpf_map_update_elem(&tcl_inflight, &skaddr, &start, BPF_ANY)) {
+  set = tcl_set_of(skaddr, &idx);
+  if (!set)
+    return;
+  /* A free way, else the oldest start's (never one being written). */
+#pragma unroll
+  for (__u32 i = 0; i < TCL_INFLIGHT_WAYS; i++) {
+    __u64 o = set->way[i].owner, t = set->way[i].start_ns;
+
+    if (o == 0) {
+      way = i;
+      break;
+    }
+    if (o != TCL_INFLIGHT_BUSY && t < oldest) {
+      oldest = t;
+      way = i;
+    }
+  }
+  w = &set->way[way & (TCL_INFLIGHT_WAYS - 1)];
+  old = __sync_lock_test_and_set(&w->owner, TCL_INFLIGHT_BUSY);
+  if (old == TCL_INFLIGHT_BUSY) {
+    /* another CPU is writing this very way now: leave it to that start */
     if (c)
       c->dropped++;
     return;
   }
-  if (c)
+  w->start_ns = bpf_ktime_get_ns();
+  if (tcl_keeps_labels()) {
+    __u32 widx = idx * TCL_INFLIGHT_WAYS + (way & (TCL_INFLIGHT_WAYS - 1));
+    struct tcl_inflight_who *who = bpf_map_lookup_elem(&tcl_inflight_who, &widx);
+    if (who)
+      *who = start;
+  }
+  /* Publish (a full barrier: the start is written before it is ours). */
+  __sync_lock_test_and_set(&w->owner, skaddr);
+  if (c) {
     c->started++;
+    if (old)
+      c->evicted++;
+  }
 }
 
 /* The series of a label set, created on first use; "other" past MaxSeries. */
@@ -445,30 +537,63 @@ static __always_inline void tcl_emit(const struct sock *sk, __u32 tgid,
                             : BPF_RB_NO_WAKEUP);
 }
 
-static __always_inline void tcl_connect_end(const struct sock *sk, int newstate,
+/* When the SYN-ACK began to be processed: tcp_rcv_state_process() refreshes
+ * the socket's clock cache (tcp_clock_ns(), bpf_ktime_get_ns()'s clock) before
+ * it handles a SYN_SENT socket, which saves a clock read per connect. */
+static __always_inline __u64 tcl_established_ns(const struct sock *sk,
+                                                __u64 start_ns)
+{
+  if (bpf_core_field_exists(((struct tcp_sock *)0)->tcp_clock_cache)) {
+    __u64 t = BPF_CORE_READ((const struct tcp_sock *)sk, tcp_clock_cache);
+    if (t >= start_ns)
+      return t;
+  }
+  return bpf_ktime_get_ns();
+}
+
+static __always_inline void tcl_connect_end(const struct sock *sk,
+                                            __u64 skaddr, int newstate,
                                             int sk_err)
 {
-  struct tcl_inflight *start;
+  struct tcl_inflight_set *set;
+  struct tcl_inflight_way *w = NULL;
   struct tcl_labels who = {};
   struct tcl_counters *c;
-  __u64 skaddr = (__u64)sk, start_ns, ns = 0;
-  __u32 slot, tgid;
+  __u64 start_ns, ns = 0;
+  __u32 idx, slot, tgid = 0, way = 0;
 
   if (tcl_foreign_netns(sk))
     return;
   c = tcl_counters_get();
 
-  start = bpf_map_lookup_elem(&tcl_inflight, &skaddr);
-  if (!start) {
+  set = tcl_set_of(skaddr, &idx);
+  if (set) {
+#pragma unroll
+    for (__u32 i = 0; i < TCL_INFLIGHT_WAYS; i++) {
+      if (set->way[i].owner == skaddr) {
+        way = i;
+        w = &set->way[i];
+        break;
+      }
+    }
+  }
+  if (!w) {
     if (c)
       c->unmatched++;
     return;
   }
-  start_ns = start->start_ns;
-  tgid = start->tgid;
-  if (tcl_by || tcl_slow_ns || tcl_notify_failures)
-    who = start->who;
-  if (bpf_map_delete_elem(&tcl_inflight, &skaddr)) {
+  start_ns = w->start_ns;
+  if (tcl_keeps_labels()) {
+    __u32 widx = idx * TCL_INFLIGHT_WAYS + way;
+    struct tcl_inflight_who *st = bpf_map_lookup_elem(&tcl_inflight_who, &widx);
+    if (st) {
+      tgid = st->tgid;
+      who = st->who;
+    }
+  }
+  /* Release the way; if a newer start took it meanwhile, what was read may
+   * be that start's: count the outcome as unmatched instead. */
+  if (__sync_val_compare_and_swap(&w->owner, skaddr, 0) != skaddr) {
     if (c)
       c->unmatched++;
     return;
@@ -477,7 +602,7 @@ static __always_inline void tcl_connect_end(const struct sock *sk, int newstate,
     c->completed++;
 
   if (newstate == TCL_TCP_ESTABLISHED) {
-    __u64 now = bpf_ktime_get_ns();
+    __u64 now = tcl_established_ns(sk, start_ns);
     ns = now > start_ns ? now - start_ns : 0;
     slot = tcl_bucket_index(ns);
   } else if (newstate == TCL_TCP_CLOSE) {
@@ -487,7 +612,7 @@ static __always_inline void tcl_connect_end(const struct sock *sk, int newstate,
   }
 
   if (tcl_report_total)
-    tcl_stats_add(TCL_SERIES_ALL, slot, ns);
+    tcl_fixed_add(TCL_FIXED_ALL, slot, ns);
   if (tcl_by)
     tcl_stats_add(tcl_series_of(&who), slot, ns);
 
@@ -505,11 +630,11 @@ int BPF_PROG(tcl_tp_btf, const struct sock *sk, const int oldstate, const int ne
   if (oldstate == TCL_TCP_CLOSE && newstate == TCL_TCP_SYN_SENT) {
     if (BPF_CORE_READ_BITFIELD(sk, sk_protocol) != TCL_IPPROTO_TCP)
       return 0;
-    tcl_connect_start(sk);
+    tcl_connect_start(sk, TCL_SOCK_KEY_BTF(sk));
   } else if (oldstate == TCL_TCP_SYN_SENT) {
     if (BPF_CORE_READ_BITFIELD(sk, sk_protocol) != TCL_IPPROTO_TCP)
       return 0;
-    tcl_connect_end(sk, newstate,
+    tcl_connect_end(sk, TCL_SOCK_KEY_BTF(sk), newstate,
                     newstate == TCL_TCP_CLOSE ? sk->sk_err : 0);
   }
   return 0;
@@ -525,9 +650,9 @@ int tcl_tracepoint(struct trace_event_raw_inet_sock_set_state *ctx)
     return 0;
   sk = (const struct sock *)ctx->skaddr;
   if (oldstate == TCL_TCP_CLOSE && newstate == TCL_TCP_SYN_SENT)
-    tcl_connect_start(sk);
+    tcl_connect_start(sk, (__u64)ctx->skaddr);
   else if (oldstate == TCL_TCP_SYN_SENT)
-    tcl_connect_end(sk, newstate,
+    tcl_connect_end(sk, (__u64)ctx->skaddr, newstate,
                     newstate == TCL_TCP_CLOSE ? BPF_CORE_READ(sk, sk_err) : 0);
   return 0;
 }
@@ -541,33 +666,99 @@ int tcl_tracepoint(struct trace_event_raw_inet_sock_set_state *ctx)
  * nanoseconds, where the socket's own first RTT sample has the millisecond
  * resolution of the timestamp option.
  */
-static __always_inline void tcl_syn_key_of(const struct bpf_sock_ops *skops,
-                                           struct tcl_syn_key *key)
+static __always_inline __u64 tcl_mix(__u64 h, __u64 v)
 {
+  h = (h ^ v) * 0x9E3779B97F4A7C15ULL;
+  return h ^ (h >> 29);
+}
+
+/* The owner tag of a handshake: a hash of its 4-tuple (never 0 or busy). */
+static __always_inline __u64 tcl_syn_tag(const struct bpf_sock_ops *skops,
+                                         __u32 lport)
+{
+  __u64 h = tcl_mix(0x243F6A8885A308D3ULL,
+                    ((__u64)lport << 32) | skops->remote_port);
+
   if (skops->family == TCL_AF_INET) {
-    __u32 l = skops->local_ip4, r = skops->remote_ip4;
-    key->laddr[10] = key->laddr[11] = key->raddr[10] = key->raddr[11] = 0xff;
-    __builtin_memcpy(&key->laddr[12], &l, 4);
-    __builtin_memcpy(&key->raddr[12], &r, 4);
+    h = tcl_mix(h, ((__u64)skops->local_ip4 << 32) | skops->remote_ip4);
   } else {
-    __u32 l[4] = {skops->local_ip6[0], skops->local_ip6[1],
-                  skops->local_ip6[2], skops->local_ip6[3]};
-    __u32 r[4] = {skops->remote_ip6[0], skops->remote_ip6[1],
-                  skops->remote_ip6[2], skops->remote_ip6[3]};
-    __builtin_memcpy(key->laddr, l, 16);
-    __builtin_memcpy(key->raddr, r, 16);
+    h = tcl_mix(h, ((__u64)skops->local_ip6[0] << 32) | skops->local_ip6[1]);
+    h = tcl_mix(h, ((__u64)skops->local_ip6[2] << 32) | skops->local_ip6[3]);
+    h = tcl_mix(h, ((__u64)skops->remote_ip6[0] << 32) | skops->remote_ip6[1]);
+    h = tcl_mix(h, ((__u64)skops->remote_ip6[2] << 32) | skops->remote_ip6[3]);
   }
-  key->lport = (__u16)skops->local_port;
-  key->rport = (__u16)__builtin_bswap32(skops->remote_port);
+  return h | 2; /* not 0 (free), not 1 (busy) */
+}
+
+/* The SYN of a handshake: remember when, in a free way, a way of the same
+ * 4-tuple, or the oldest one's. A SYN that follows an unfinished handshake
+ * of the same 4-tuple (its request was dropped) keeps the earlier start. */
+static __always_inline void tcl_syn_start(struct tcl_syn_set *set, __u64 tag,
+                                          __u32 lport, __u64 now)
+{
+  struct tcl_counters *c = tcl_counters_get();
+  struct tcl_syn_way *w;
+  __u64 oldest = ~0ULL, old;
+  __u32 way = 0;
+
+#pragma unroll
+  for (__u32 i = 0; i < 4; i++) {
+    __u64 o = set->way[i].owner, t = set->way[i].start_ns;
+
+    if (o == tag) {
+      if (now - t < tcl_inbound_timeout_ns)
+        return;
+      way = i;
+      break;
+    }
+    if (o == 0) {
+      way = i;
+      oldest = 0;
+    } else if (o != TCL_INFLIGHT_BUSY && t < oldest) {
+      oldest = t;
+      way = i;
+    }
+  }
+  w = &set->way[way & 3];
+  old = __sync_lock_test_and_set(&w->owner, TCL_INFLIGHT_BUSY);
+  if (old == TCL_INFLIGHT_BUSY) {
+    if (c)
+      c->inbound_dropped++;
+    return;
+  }
+  w->start_ns = now;
+  w->lport = lport;
+  __sync_lock_test_and_set(&w->owner, tag);
+  if (c) {
+    c->inbound_started++;
+    if (old && old != tag)
+      c->inbound_evicted++;
+  }
+}
+
+/* The final ACK: the handshake's time since its SYN, or 0 if unknown. */
+static __always_inline __u64 tcl_syn_end(struct tcl_syn_set *set, __u64 tag,
+                                         __u64 now)
+{
+#pragma unroll
+  for (__u32 i = 0; i < 4; i++) {
+    if (set->way[i].owner == tag) {
+      __u64 start = set->way[i].start_ns;
+
+      if (__sync_val_compare_and_swap(&set->way[i].owner, tag, 0) != tag)
+        return 0;
+      return now > start ? now - start : 1;
+    }
+  }
+  return 0;
 }
 
 SEC("sockops")
 int tcl_sockops(struct bpf_sock_ops *skops)
 {
-  struct tcl_syn_key key = {};
-  struct tcl_counters *c;
-  __u32 op = skops->op;
-  __u64 *start, now, ns;
+  struct tcl_syn_set *set;
+  __u32 op = skops->op, lport, idx;
+  __u64 tag, ns;
 
   /* Never touch skops->reply: another program may set the RTO. */
   if (!tcl_inbound || (op != BPF_SOCK_OPS_TIMEOUT_INIT &&
@@ -583,9 +774,10 @@ int tcl_sockops(struct bpf_sock_ops *skops)
     return 1;
   if (tcl_netns_cookie && bpf_get_netns_cookie(skops) != tcl_netns_cookie)
     return 1;
-  tcl_syn_key_of(skops, &key);
+  lport = skops->local_port;
   if (tcl_filter_lport || tcl_ignore_lport) {
-    __u8 *flags = bpf_map_lookup_elem(&tcl_lports, &key.lport);
+    __u16 key = (__u16)lport;
+    __u8 *flags = bpf_map_lookup_elem(&tcl_lports, &key);
     __u8 f = flags ? *flags : 0;
     if (tcl_filter_lport && !(f & TCL_MATCH_INCLUDE))
       return 1;
@@ -593,27 +785,23 @@ int tcl_sockops(struct bpf_sock_ops *skops)
       return 1;
   }
 
-  now = bpf_ktime_get_ns();
-  c = tcl_counters_get();
+  tag = tcl_syn_tag(skops, lport);
+  idx = (__u32)(tag >> 32) & tcl_inflight_mask;
+  set = bpf_map_lookup_elem(&tcl_synrecv, &idx);
+  if (!set)
+    return 1;
   if (op == BPF_SOCK_OPS_TIMEOUT_INIT) {
-    /* EEXIST: a retransmitted SYN of the same handshake keeps its start */
-    long err = bpf_map_update_elem(&tcl_synrecv, &key, &now, BPF_NOEXIST);
-    if (c && err == 0)
-      c->inbound_started++;
-    else if (c && err != -17 /* EEXIST */)
-      c->inbound_dropped++;
+    tcl_syn_start(set, tag, lport, bpf_ktime_get_ns());
     return 1;
   }
-
-  start = bpf_map_lookup_elem(&tcl_synrecv, &key);
-  if (!start)
+  ns = tcl_syn_end(set, tag, bpf_ktime_get_ns());
+  if (!ns)
     return 1;
-  ns = now > *start ? now - *start : 0;
-  if (bpf_map_delete_elem(&tcl_synrecv, &key))
-    return 1;
-  tcl_stats_add(tcl_inbound_by_port ? (TCL_SERIES_INBOUND_PORT | key.lport)
-                                    : TCL_SERIES_INBOUND,
-                tcl_bucket_index(ns), ns);
+  if (tcl_inbound_by_port)
+    tcl_stats_add(TCL_SERIES_INBOUND_PORT | (__u16)lport, tcl_bucket_index(ns),
+                  ns);
+  else
+    tcl_fixed_add(TCL_FIXED_INBOUND, tcl_bucket_index(ns), ns);
   return 1;
 }
 

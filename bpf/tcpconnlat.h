@@ -53,13 +53,21 @@ enum tcl_reason {
  */
 #define TCL_SLOTS_PER_SERIES 256
 
-/* An inbound handshake in progress, by its 4-tuple (IPv4 mapped). */
-struct tcl_syn_key {
-  __u8 laddr[16];
-  __u8 raddr[16];
-  __u16 lport; /* host byte order */
-  __u16 rport;
+/*
+ * Inbound handshakes in progress: the same kind of table as the in-flight
+ * one (see below), owned by a 64-bit hash of the 4-tuple instead of a socket
+ * address. The plugin maps it (BPF_F_MMAPABLE) to expire handshakes that
+ * never complete, releasing a way with the same compare-and-exchange.
+ */
+struct tcl_syn_way {
+  __u64 owner;    /* hash of the 4-tuple, never 0 or TCL_INFLIGHT_BUSY */
+  __u64 start_ns; /* bpf_ktime_get_ns() at the SYN (TIMEOUT_INIT) */
+  __u32 lport;    /* host byte order, for By local_port */
   __u32 pad;
+};
+
+struct tcl_syn_set {
+  struct tcl_syn_way way[4];
 };
 
 /* Labels that split the series (By). */
@@ -125,13 +133,42 @@ struct tcl_stats_value {
   __u64 sum_ns; /* latency sum; only for histogram slots */
 };
 
-/* What the kernel remembers between CLOSE->SYN_SENT and the outcome. */
-struct tcl_inflight {
-  __u64 start_ns;
+/*
+ * The in-flight table: what the kernel remembers between CLOSE->SYN_SENT and
+ * the outcome. An array of sets of TCL_INFLIGHT_WAYS ways, the set chosen by
+ * a hash of the socket address. A start takes a free way of its set, else
+ * the way of the oldest start there (that start is evicted: counted, its
+ * outcome goes untimed). So a flood of connects that never complete cannot
+ * keep newer connects out, and memory is fixed. No locks: a way's owner word
+ * is claimed with an atomic exchange (TCL_INFLIGHT_BUSY while the start is
+ * written) and released by the outcome with a compare-and-exchange, so an
+ * outcome reads a start only if nobody overwrote it meanwhile.
+ */
+#define TCL_INFLIGHT_WAYS 4
+#define TCL_INFLIGHT_BUSY 1ULL
+
+struct tcl_inflight_way {
+  __u64 owner;    /* struct sock address; 0: free; TCL_INFLIGHT_BUSY */
+  __u64 start_ns; /* bpf_ktime_get_ns() at CLOSE->SYN_SENT */
+};
+
+struct tcl_inflight_set {
+  struct tcl_inflight_way way[TCL_INFLIGHT_WAYS]; /* one cache line */
+};
+
+/* The caller's labels of a start, in a parallel array (way by way), only
+ * when breakdowns or notifications need them. */
+struct tcl_inflight_who {
   __u32 tgid;
   __u32 pad;
   struct tcl_labels who;
 };
+
+/* The histograms of the fixed series ("all", "inbound") live in a per-CPU
+ * array, TCL_NSLOTS each, in this order; label series in the stats hash. */
+#define TCL_FIXED_ALL 0
+#define TCL_FIXED_INBOUND 1
+#define TCL_NFIXED 2
 
 /* One slow or failed connect, for a notification (ring buffer). */
 struct tcl_event {
@@ -156,16 +193,18 @@ struct tcl_event {
 
 /* Per-CPU event counters, cumulative. */
 struct tcl_counters {
-  __u64 started;   /* connects remembered in the in-flight map */
+  __u64 started;   /* connects remembered in the in-flight table */
   __u64 completed; /* outcomes matched with a remembered start */
-  __u64 dropped;   /* starts not remembered: the in-flight map was full */
-  __u64 unmatched; /* outcomes with no start (the socket predates us, or dropped) */
+  __u64 dropped;   /* starts not remembered: another CPU was writing that way */
+  __u64 unmatched; /* outcomes with no start (the socket predates us, or evicted) */
   __u64 stats_full; /* outcomes lost because the stats map was full */
   __u64 filtered;  /* connects the filters left out */
   __u64 overflow;  /* outcomes counted in series "other": MaxSeries reached */
   __u64 events_lost; /* notification events the ring buffer had no room for */
   __u64 inbound_started; /* SYNs to a listener remembered */
-  __u64 inbound_dropped; /* not remembered: the handshake map was full */
+  __u64 inbound_dropped; /* not remembered: another CPU was writing that way */
+  __u64 evicted;   /* starts overwritten by newer ones before their outcome */
+  __u64 inbound_evicted; /* handshakes overwritten by newer ones */
 };
 
 /* floor(log2(v)) for v > 0, without loops (the BPF target has no clz). */

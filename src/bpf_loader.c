@@ -10,6 +10,7 @@
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
 #include <linux/capability.h>
+#include <sys/mman.h>
 #include <sys/syscall.h>
 
 #include "tcpconnlat.skel.h"
@@ -123,6 +124,17 @@ static bool tcl_has_net_admin(void)
   uint64_t eff = tcl_effective_capabilities();
 
   return (eff & (1ULL << CAP_SYS_ADMIN)) || (eff & (1ULL << CAP_NET_ADMIN));
+}
+
+/* Sets of the in-flight table: MaxInflight ways, rounded up to a power of
+ * two (the set is a hash of the socket address masked), at least one set. */
+uint32_t tcl_bpf_inflight_sets(uint32_t max_inflight)
+{
+  __u32 sets = 1;
+
+  while ((uint64_t)sets * TCL_INFLIGHT_WAYS < max_inflight)
+    sets <<= 1;
+  return sets;
 }
 
 /* Stats map entries: a shared pool (see TCL_SLOTS_PER_SERIES). */
@@ -329,9 +341,22 @@ static int tcl_bpf_try(const tcl_conf_t *conf, tcl_attach_mode_t mode,
     close(fd);
     skel->rodata->tcl_netns_cookie = cookie;
   }
-  err = bpf_map__set_max_entries(skel->maps.tcl_inflight, conf->max_inflight);
+  {
+    __u32 sets = tcl_bpf_inflight_sets(conf->max_inflight);
+    bool labels = (conf->by & TCL_BY_OUTBOUND_MASK) ||
+                  conf->slow_threshold_ns > 0 || conf->notify_failures;
+
+    skel->rodata->tcl_inflight_mask = sets - 1;
+    err = bpf_map__set_max_entries(skel->maps.tcl_inflight, sets);
+    if (err == 0)
+      err = bpf_map__set_max_entries(skel->maps.tcl_inflight_who,
+                                     labels ? sets * TCL_INFLIGHT_WAYS : 1);
+  }
   if (err == 0)
-    err = bpf_map__set_max_entries(skel->maps.tcl_synrecv, conf->max_inflight);
+    err = bpf_map__set_max_entries(skel->maps.tcl_synrecv,
+                                   conf->inbound ? tcl_bpf_inflight_sets(conf->max_inflight)
+                                                 : 1);
+  skel->rodata->tcl_inbound_timeout_ns = conf->inbound_timeout_ns;
   if (err == 0) /* an upper bound: entries are allocated when first used */
     err = bpf_map__set_max_entries(skel->maps.tcl_stats, tcl_bpf_stats_entries(conf));
   if (err == 0)
@@ -388,10 +413,30 @@ static int tcl_bpf_try(const tcl_conf_t *conf, tcl_attach_mode_t mode,
   bpf->skel = skel;
   bpf->mode = mode;
   bpf->stats_fd = bpf_map__fd(skel->maps.tcl_stats);
+  bpf->fixed_fd = bpf_map__fd(skel->maps.tcl_fixed);
   bpf->series_fd = bpf_map__fd(skel->maps.tcl_series);
   bpf->prog_fd = bpf_program__fd(prog);
   bpf->events_fd = bpf_map__fd(skel->maps.tcl_events);
   bpf->synrecv_fd = bpf_map__fd(skel->maps.tcl_synrecv);
+  if (bpf->inbound) {
+    /* The plugin expires handshakes that never end in place (see
+     * tcl_drain_expire_handshakes). */
+    size_t page = (size_t)sysconf(_SC_PAGESIZE);
+    uint32_t sets = bpf_map__max_entries(skel->maps.tcl_synrecv);
+    size_t len = ((size_t)sets * sizeof(struct tcl_syn_set) + page - 1) / page * page;
+    void *p = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_SHARED,
+                   bpf->synrecv_fd, 0);
+
+    if (p == MAP_FAILED) {
+      WARNING("tcpconnlat plugin: Inbound: cannot map the handshake table "
+              "(%s): handshakes that never complete will not be counted",
+              STRERRNO);
+    } else {
+      bpf->syn_sets = p;
+      bpf->syn_nsets = sets;
+      bpf->syn_len = len;
+    }
+  }
   bpf->free_ids_fd = bpf_map__fd(skel->maps.tcl_free_ids);
   bpf->counters_fd = bpf_map__fd(skel->maps.tcl_counters);
   return 0;
@@ -483,7 +528,7 @@ int tcl_bpf_start(const tcl_conf_t *conf, tcl_bpf_t *bpf, char *errbuf,
   int err;
 
   memset(bpf, 0, sizeof(*bpf));
-  bpf->stats_fd = bpf->counters_fd = bpf->series_fd = bpf->free_ids_fd = -1;
+  bpf->stats_fd = bpf->fixed_fd = bpf->counters_fd = bpf->series_fd = bpf->free_ids_fd = -1;
   bpf->prog_fd = bpf->stats_enable_fd = bpf->events_fd = bpf->synrecv_fd = -1;
 
   if (access(btf, R_OK) != 0) {
@@ -552,6 +597,15 @@ int tcl_bpf_prog_stats(const tcl_bpf_t *bpf, tcl_prog_stats_t *out)
   out->run_cnt = info.run_cnt;
   out->run_time_ns = info.run_time_ns;
   out->recursion_misses = info.recursion_misses;
+  if (bpf->inbound && bpf->skel != NULL) {
+    memset(&info, 0, sizeof(info));
+    len = sizeof(info);
+    if (bpf_obj_get_info_by_fd(bpf_program__fd(bpf->skel->progs.tcl_sockops),
+                               &info, &len) == 0) {
+      out->sockops_run_cnt = info.run_cnt;
+      out->sockops_run_time_ns = info.run_time_ns;
+    }
+  }
   return 0;
 }
 
@@ -560,10 +614,14 @@ void tcl_bpf_stop(tcl_bpf_t *bpf)
   if (bpf->stats_enable_fd >= 0)
     close(bpf->stats_enable_fd);
   bpf->stats_enable_fd = -1;
+  if (bpf->syn_sets != NULL)
+    munmap(bpf->syn_sets, bpf->syn_len);
+  bpf->syn_sets = NULL;
+  bpf->syn_nsets = 0;
   if (bpf->skel != NULL)
     tcpconnlat_bpf__destroy(bpf->skel);
   bpf->skel = NULL;
-  bpf->stats_fd = bpf->counters_fd = bpf->series_fd = bpf->free_ids_fd = -1;
+  bpf->stats_fd = bpf->fixed_fd = bpf->counters_fd = bpf->series_fd = bpf->free_ids_fd = -1;
   bpf->prog_fd = bpf->events_fd = bpf->synrecv_fd = -1;
   bpf->inbound = false;
 }

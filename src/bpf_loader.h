@@ -6,17 +6,22 @@
 #include "conf.h"
 
 struct tcpconnlat_bpf; /* the generated skeleton */
+struct tcl_syn_set;
 
 typedef struct {
   struct tcpconnlat_bpf *skel;
   tcl_attach_mode_t mode; /* what is attached: tp_btf or tracepoint */
-  int stats_fd;
+  int stats_fd;    /* histograms of label series (hash) */
+  int fixed_fd;    /* histograms of "all" and "inbound" (array) */
   int counters_fd;
   int series_fd;   /* labels -> series id */
   int free_ids_fd; /* queue of unused series ids */
   int prog_fd;     /* the attached program */
   int events_fd;   /* ring buffer of slow and failed connects */
   int synrecv_fd;  /* inbound handshakes in progress */
+  struct tcl_syn_set *syn_sets; /* ... mapped, or NULL */
+  uint32_t syn_nsets;
+  size_t syn_len;
   bool inbound;    /* the sock_ops program is attached */
   char inbound_error[512]; /* why not, when Inbound is on */
   int stats_enable_fd; /* CollectBpfStats: keeps run-time stats on */
@@ -26,9 +31,11 @@ typedef struct {
   uint64_t run_cnt;          /* 0 unless run-time stats are on */
   uint64_t run_time_ns;
   uint64_t recursion_misses; /* runs the kernel skipped (nested on a CPU) */
+  uint64_t sockops_run_cnt;  /* the sock_ops program (Inbound), likewise */
+  uint64_t sockops_run_time_ns;
 } tcl_prog_stats_t;
 
-/* The kernel's accounting of the attached program. */
+/* The kernel's accounting of the attached programs. */
 int tcl_bpf_prog_stats(const tcl_bpf_t *bpf, tcl_prog_stats_t *out);
 
 /*
@@ -38,6 +45,9 @@ int tcl_bpf_prog_stats(const tcl_bpf_t *bpf, tcl_prog_stats_t *out);
  */
 int tcl_bpf_start(const tcl_conf_t *conf, tcl_bpf_t *bpf, char *errbuf,
                   size_t errlen);
+
+/* Sets of the in-flight table for MaxInflight (ways, rounded up). */
+uint32_t tcl_bpf_inflight_sets(uint32_t max_inflight);
 
 /* Detaches and frees everything tcl_bpf_start created. Idempotent. */
 void tcl_bpf_stop(tcl_bpf_t *bpf);

@@ -138,11 +138,14 @@ void tcl_dispatch_series(const tcl_conf_t *conf, const char *instance,
 
 void tcl_dispatch_self(const struct tcl_counters *c, const tcl_self_t *self)
 {
-  uint64_t inflight = c->started > c->completed ? c->started - c->completed : 0;
+  uint64_t gone = c->completed + c->evicted;
+  uint64_t inflight = c->started > gone ? c->started - gone : 0;
 
   tcl_submit("self", "gauge", "inflight", (value_t){.gauge = (double)inflight});
   tcl_submit("self", "derive", "inflight_dropped",
              (value_t){.derive = (derive_t)c->dropped});
+  tcl_submit("self", "derive", "inflight_evicted",
+             (value_t){.derive = (derive_t)c->evicted});
   tcl_submit("self", "derive", "unmatched",
              (value_t){.derive = (derive_t)c->unmatched});
   tcl_submit("self", "derive", "stats_dropped",
@@ -171,5 +174,19 @@ void tcl_dispatch_self(const struct tcl_counters *c, const tcl_self_t *self)
                (value_t){.derive = (derive_t)self->run_cnt});
     tcl_submit("self", "derive", "bpf_run_time_ns",
                (value_t){.derive = (derive_t)self->run_time_ns});
+  }
+  if (self->inbound) {
+    tcl_submit("self", "derive", "inbound_started",
+               (value_t){.derive = (derive_t)c->inbound_started});
+    tcl_submit("self", "derive", "inbound_evicted",
+               (value_t){.derive = (derive_t)c->inbound_evicted});
+    tcl_submit("self", "derive", "inbound_dropped",
+               (value_t){.derive = (derive_t)c->inbound_dropped});
+    if (self->has_run_stats) {
+      tcl_submit("self", "derive", "sockops_run_count",
+                 (value_t){.derive = (derive_t)self->sockops_run_cnt});
+      tcl_submit("self", "derive", "sockops_run_time_ns",
+                 (value_t){.derive = (derive_t)self->sockops_run_time_ns});
+    }
   }
 }

@@ -34,6 +34,9 @@ typedef struct {
   bool has_run_stats;       /* CollectBpfStats */
   uint64_t run_cnt;
   uint64_t run_time_ns;
+  bool inbound;             /* the sock_ops program is attached */
+  uint64_t sockops_run_cnt; /* with has_run_stats */
+  uint64_t sockops_run_time_ns;
   double read_seconds;      /* this read callback so far */
   bool notifying;           /* SlowThreshold or NotifyFailures */
   uint64_t notifications_sent;

@@ -28,10 +28,7 @@ int tcl_drain_init(tcl_drain_t *d)
   d->values = calloc(d->batch, vstride * (size_t)d->ncpus);
   d->counters = calloc((size_t)d->ncpus,
                        TCL_PERCPU_STRIDE(sizeof(struct tcl_counters)));
-  d->syn_keys = calloc(d->batch, sizeof(struct tcl_syn_key));
-  d->syn_values = calloc(d->batch, sizeof(__u64));
-  if (d->keys == NULL || d->values == NULL || d->counters == NULL ||
-      d->syn_keys == NULL || d->syn_values == NULL) {
+  if (d->keys == NULL || d->values == NULL || d->counters == NULL) {
     tcl_drain_free(d);
     return ENOMEM;
   }
@@ -43,10 +40,7 @@ void tcl_drain_free(tcl_drain_t *d)
   free(d->keys);
   free(d->values);
   free(d->counters);
-  free(d->syn_keys);
-  free(d->syn_values);
   d->keys = d->values = d->counters = NULL;
-  d->syn_keys = d->syn_values = NULL;
 }
 
 static int tcl_drain_add(tcl_drain_t *d, const struct tcl_stats_key *key,
@@ -86,7 +80,75 @@ static int tcl_drain_stats_iterate(tcl_drain_t *d, int fd, tcl_snapshot_t *out)
   return errno == ENOENT ? 0 : errno;
 }
 
-int tcl_drain_stats(tcl_drain_t *d, int fd, tcl_snapshot_t *out)
+/* The fixed series' array: index -> (series, slot); empty slots left out. */
+static int tcl_drain_fixed_add(tcl_drain_t *d, __u32 idx, const void *percpu,
+                               tcl_snapshot_t *out)
+{
+  static const __u32 series[TCL_NFIXED] = {
+      [TCL_FIXED_ALL] = TCL_SERIES_ALL,
+      [TCL_FIXED_INBOUND] = TCL_SERIES_INBOUND,
+  };
+  size_t vstride = TCL_PERCPU_STRIDE(sizeof(struct tcl_stats_value));
+  tcl_entry_t e = {0};
+
+  if (idx >= TCL_NFIXED * TCL_NSLOTS)
+    return 0;
+  for (int cpu = 0; cpu < d->ncpus; cpu++) {
+    const struct tcl_stats_value *v =
+        (const void *)((const char *)percpu + (size_t)cpu * vstride);
+    e.count += v->count;
+    e.sum_ns += v->sum_ns;
+  }
+  if (e.count == 0)
+    return 0;
+  e.series = series[idx / TCL_NSLOTS];
+  e.slot = idx % TCL_NSLOTS;
+  return tcl_snapshot_append(out, &e);
+}
+
+static int tcl_drain_fixed(tcl_drain_t *d, int fd, tcl_snapshot_t *out)
+{
+  size_t vstride = TCL_PERCPU_STRIDE(sizeof(struct tcl_stats_value));
+  __u32 in_token = 0, out_token = 0;
+  bool first = true;
+  int status;
+
+  while (!d->fixed_no_batch) {
+    __u32 count = (__u32)d->batch;
+    int err = bpf_map_lookup_batch(fd, first ? NULL : &in_token, &out_token,
+                                   d->keys, d->values, &count, NULL);
+    int saved = errno;
+
+    if (err != 0 && saved != ENOENT) {
+      if (first && (saved == EINVAL || saved == ENOTSUP || saved == 524)) {
+        d->fixed_no_batch = true;
+        break;
+      }
+      return saved;
+    }
+    for (__u32 i = 0; i < count; i++) {
+      status = tcl_drain_fixed_add(
+          d, ((const __u32 *)d->keys)[i],
+          (const char *)d->values + (size_t)i * vstride * d->ncpus, out);
+      if (status != 0)
+        return status;
+    }
+    if (err != 0)
+      return 0;
+    in_token = out_token;
+    first = false;
+  }
+  for (__u32 idx = 0; idx < TCL_NFIXED * TCL_NSLOTS; idx++) {
+    if (bpf_map_lookup_elem(fd, &idx, d->values) != 0)
+      return errno;
+    status = tcl_drain_fixed_add(d, idx, d->values, out);
+    if (status != 0)
+      return status;
+  }
+  return 0;
+}
+
+int tcl_drain_stats(tcl_drain_t *d, int fd, int fixed_fd, tcl_snapshot_t *out)
 {
   size_t vstride = TCL_PERCPU_STRIDE(sizeof(struct tcl_stats_value));
   __u64 in_token = 0, out_token = 0;
@@ -127,103 +189,79 @@ int tcl_drain_stats(tcl_drain_t *d, int fd, tcl_snapshot_t *out)
     if (status != 0)
       return status;
   }
+  if (fixed_fd >= 0) {
+    status = tcl_drain_fixed(d, fixed_fd, out);
+    if (status != 0)
+      return status;
+  }
   tcl_snapshot_sort(out);
   return 0;
 }
 
-/* Adds n to one slot of the stats map from user space (CPU 0's value). */
-static int tcl_drain_bump(tcl_drain_t *d, int stats_fd, __u32 series,
-                          __u32 slot, uint64_t n)
+/* Adds n to one slot from user space (CPU 0's value): "inbound" lives in
+ * the fixed array, inbound per port in the stats hash. Only user space
+ * writes these slots (handshake timeouts). */
+static int tcl_drain_bump(tcl_drain_t *d, int stats_fd, int fixed_fd,
+                          __u32 series, __u32 slot, uint64_t n)
 {
   size_t vstride = TCL_PERCPU_STRIDE(sizeof(struct tcl_stats_value));
   struct tcl_stats_key key = {.series = series, .slot = slot};
+  __u32 idx = TCL_FIXED_INBOUND * TCL_NSLOTS + slot;
+  const void *k = &key;
   struct tcl_stats_value *v0;
+  int fd = stats_fd;
 
+  if (series == TCL_SERIES_INBOUND) {
+    fd = fixed_fd;
+    k = &idx;
+  }
   memset(d->values, 0, vstride * (size_t)d->ncpus);
-  if (bpf_map_lookup_elem(stats_fd, &key, d->values) != 0 && errno != ENOENT)
+  if (bpf_map_lookup_elem(fd, k, d->values) != 0 && errno != ENOENT)
     return errno;
   v0 = d->values;
   v0->count += n;
-  return bpf_map_update_elem(stats_fd, &key, d->values, BPF_ANY) ? errno : 0;
+  return bpf_map_update_elem(fd, k, d->values, BPF_ANY) ? errno : 0;
 }
 
-/* One handshake older than the timeout: deleted by us (the kernel deletes
- * completed ones), it did not complete. */
-static bool tcl_drain_expire_one(tcl_drain_t *d, int synrecv_fd, int stats_fd,
-                                 const struct tcl_syn_key *key, bool by_port)
-{
-  if (bpf_map_delete_elem(synrecv_fd, key) != 0)
-    return false;
-  tcl_drain_bump(d, stats_fd,
-                 by_port ? (TCL_SERIES_INBOUND_PORT | key->lport)
-                         : TCL_SERIES_INBOUND,
-                 TCL_SLOT_FAILURE_BASE + TCL_REASON_TIMEOUT, 1);
-  return true;
-}
-
-/* Batch lookups: a syscall per 1024 handshakes, not two per handshake (a
- * SYN flood can fill the map). 0, or -1 when the kernel has none. */
-static int tcl_drain_expire_batch(tcl_drain_t *d, int synrecv_fd, int stats_fd,
-                                  uint64_t now, uint64_t timeout_ns,
-                                  bool by_port, uint64_t *expired)
-{
-  __u64 in_token = 0, out_token = 0;
-  bool first = true;
-
-  for (;;) {
-    __u32 count = (__u32)d->batch;
-    int err = bpf_map_lookup_batch(synrecv_fd, first ? NULL : &in_token,
-                                   &out_token, d->syn_keys, d->syn_values,
-                                   &count, NULL);
-    int saved = errno;
-
-    if (err != 0 && saved != ENOENT)
-      return first && (saved == EINVAL || saved == ENOTSUP || saved == 524)
-                 ? -1
-                 : 0;
-    for (__u32 i = 0; i < count; i++) {
-      const struct tcl_syn_key *key = (const struct tcl_syn_key *)d->syn_keys + i;
-      __u64 start = ((const __u64 *)d->syn_values)[i];
-
-      if (now >= start && now - start >= timeout_ns &&
-          tcl_drain_expire_one(d, synrecv_fd, stats_fd, key, by_port))
-        (*expired)++;
-    }
-    if (err != 0)
-      return 0; /* ENOENT: that was the last batch */
-    in_token = out_token;
-    first = false;
-  }
-}
-
-uint64_t tcl_drain_expire_handshakes(tcl_drain_t *d, int synrecv_fd,
-                                     int stats_fd, uint64_t timeout_ns,
+uint64_t tcl_drain_expire_handshakes(tcl_drain_t *d, struct tcl_syn_set *sets,
+                                     uint32_t nsets, int stats_fd,
+                                     int fixed_fd, uint64_t timeout_ns,
                                      bool by_port)
 {
-  struct tcl_syn_key key, next, *prev = NULL;
   struct timespec ts;
   uint64_t now, expired = 0;
-  __u64 start;
 
-  if (synrecv_fd < 0)
+  if (sets == NULL)
     return 0;
   clock_gettime(CLOCK_MONOTONIC, &ts); /* bpf_ktime_get_ns()'s clock */
   now = (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec;
-  if (!d->syn_no_batch) {
-    if (tcl_drain_expire_batch(d, synrecv_fd, stats_fd, now, timeout_ns,
-                               by_port, &expired) == 0)
-      return expired;
-    d->syn_no_batch = true;
-  }
-  while (bpf_map_get_next_key(synrecv_fd, prev, &next) == 0) {
-    key = next;
-    prev = &key;
-    if (bpf_map_lookup_elem(synrecv_fd, &key, &start) != 0 ||
-        now < start || now - start < timeout_ns)
-      continue;
-    if (tcl_drain_expire_one(d, synrecv_fd, stats_fd, &key, by_port))
+  for (uint32_t i = 0; i < nsets; i++) {
+    for (int j = 0; j < 4; j++) {
+      struct tcl_syn_way *w = &sets[i].way[j];
+      uint64_t o = __atomic_load_n(&w->owner, __ATOMIC_ACQUIRE), start;
+      uint32_t lport;
+
+      if (o == 0 || o == TCL_INFLIGHT_BUSY)
+        continue;
+      start = __atomic_load_n(&w->start_ns, __ATOMIC_RELAXED);
+      lport = __atomic_load_n(&w->lport, __ATOMIC_RELAXED);
+      if (now < start || now - start < timeout_ns)
+        continue;
+      /* Release the way as the kernel does; if the handshake completed or
+       * a newer one took the way meanwhile, it is not ours to count. */
+      if (!__atomic_compare_exchange_n(&w->owner, &o, 0, false,
+                                       __ATOMIC_SEQ_CST, __ATOMIC_RELAXED))
+        continue;
       expired++;
+      if (by_port)
+        tcl_drain_bump(d, stats_fd, fixed_fd,
+                       TCL_SERIES_INBOUND_PORT | (lport & 0xffff),
+                       TCL_SLOT_FAILURE_BASE + TCL_REASON_TIMEOUT, 1);
+    }
   }
+  if (!by_port && expired > 0)
+    tcl_drain_bump(d, stats_fd, fixed_fd, TCL_SERIES_INBOUND,
+                   TCL_SLOT_FAILURE_BASE + TCL_REASON_TIMEOUT, expired);
   return expired;
 }
 
@@ -249,6 +287,8 @@ int tcl_drain_counters(tcl_drain_t *d, int fd, struct tcl_counters *out)
     out->events_lost += c->events_lost;
     out->inbound_started += c->inbound_started;
     out->inbound_dropped += c->inbound_dropped;
+    out->evicted += c->evicted;
+    out->inbound_evicted += c->inbound_evicted;
   }
   return 0;
 }

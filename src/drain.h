@@ -14,25 +14,26 @@ typedef struct {
   void *counters; /* one per-CPU counters value */
   size_t batch;   /* entries per batch call */
   bool no_batch;  /* the kernel has no batch lookups for this map */
-  void *syn_keys; /* batch buffers for the handshake map */
-  void *syn_values;
-  bool syn_no_batch;
+  bool fixed_no_batch; /* ... nor for the fixed series' array */
 } tcl_drain_t;
 
 int tcl_drain_init(tcl_drain_t *d);
 void tcl_drain_free(tcl_drain_t *d);
 
-/* Every entry of the stats map, CPUs summed, sorted by (series, slot). */
-int tcl_drain_stats(tcl_drain_t *d, int stats_fd, tcl_snapshot_t *out);
+/* Every entry of the stats map and every used slot of the fixed series'
+ * array (fixed_fd, or -1), CPUs summed, sorted by (series, slot). */
+int tcl_drain_stats(tcl_drain_t *d, int stats_fd, int fixed_fd,
+                    tcl_snapshot_t *out);
 
 /*
- * Inbound handshakes that never completed: entries of the handshake map
- * older than timeout_ns are deleted and counted as "timeout" in their
+ * Inbound handshakes that never completed: ways of the mapped handshake
+ * table older than timeout_ns are released and counted as "timeout" in their
  * series (only user space writes that slot of inbound series). Returns how
  * many.
  */
-uint64_t tcl_drain_expire_handshakes(tcl_drain_t *d, int synrecv_fd,
-                                     int stats_fd, uint64_t timeout_ns,
+uint64_t tcl_drain_expire_handshakes(tcl_drain_t *d, struct tcl_syn_set *sets,
+                                     uint32_t nsets, int stats_fd,
+                                     int fixed_fd, uint64_t timeout_ns,
                                      bool by_port);
 
 /* The event counters, CPUs summed. */

@@ -515,7 +515,7 @@ int tcl_iface_start(const char *const *names, size_t n, char *errbuf,
     /* The maps are new: this is the baseline of the first interval. */
     err = tcl_drain_stats(&tcl_iface.drain,
                           bpf_map__fd(tcl_iface.skel->maps.tcl_iface_stats),
-                          &tcl_iface.prev);
+                          -1, &tcl_iface.prev);
     if (err != 0)
       snprintf(errbuf, errlen, "reading the interface stats map failed: %s",
                strerror(err));
@@ -717,7 +717,7 @@ int tcl_iface_read(double interval_s, const tcl_conf_t *conf)
 
   err = tcl_drain_stats(&tcl_iface.drain,
                         bpf_map__fd(tcl_iface.skel->maps.tcl_iface_stats),
-                        &tcl_iface.cur);
+                        -1, &tcl_iface.cur);
   if (err == 0)
     err = tcl_snapshot_delta(&tcl_iface.prev, &tcl_iface.cur,
                              &tcl_iface.delta);

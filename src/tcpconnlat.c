@@ -117,7 +117,7 @@ static int tcpconnlat_init(void)
   }
 
   /* The maps are new; this first snapshot is the baseline of interval one. */
-  status = tcl_drain_stats(&tcl_drain, tcl_bpf.stats_fd, &tcl_prev);
+  status = tcl_drain_stats(&tcl_drain, tcl_bpf.stats_fd, tcl_bpf.fixed_fd, &tcl_prev);
   if (status != 0) {
     ERROR("tcpconnlat plugin: reading the stats map failed: %s",
           strerror(status));
@@ -204,10 +204,11 @@ static int tcpconnlat_read(void)
   tcl_dispatch_begin(begin);
 
   if (tcl_bpf.inbound)
-    tcl_drain_expire_handshakes(&tcl_drain, tcl_bpf.synrecv_fd,
-                                tcl_bpf.stats_fd, conf.inbound_timeout_ns,
+    tcl_drain_expire_handshakes(&tcl_drain, tcl_bpf.syn_sets, tcl_bpf.syn_nsets,
+                                tcl_bpf.stats_fd, tcl_bpf.fixed_fd,
+                                conf.inbound_timeout_ns,
                                 (conf.by & TCL_BY_LOCAL_PORT) != 0);
-  status = tcl_drain_stats(&tcl_drain, tcl_bpf.stats_fd, &tcl_cur);
+  status = tcl_drain_stats(&tcl_drain, tcl_bpf.stats_fd, tcl_bpf.fixed_fd, &tcl_cur);
   if (status != 0) {
     ERROR("tcpconnlat plugin: reading the stats map failed: %s",
           strerror(status));
@@ -227,6 +228,7 @@ static int tcpconnlat_read(void)
     tcl_iface_read(interval_s, &conf);
 
   self.series = tcl_series.live;
+  self.inbound = tcl_bpf.inbound;
   self.notifying = conf.slow_threshold_ns > 0 || conf.notify_failures;
   tcl_notify_totals(&self.notifications_sent, &self.notifications_dropped);
   self.series_expired = tcl_series.expired;
@@ -235,6 +237,8 @@ static int tcpconnlat_read(void)
     self.has_run_stats = tcl_bpf.stats_enable_fd >= 0;
     self.run_cnt = ps.run_cnt;
     self.run_time_ns = ps.run_time_ns;
+    self.sockops_run_cnt = ps.sockops_run_cnt;
+    self.sockops_run_time_ns = ps.sockops_run_time_ns;
   }
   if (tcl_drain_counters(&tcl_drain, tcl_bpf.counters_fd, &counters) == 0) {
     self.read_seconds = CDTIME_T_TO_DOUBLE(cdtime() - begin);

@@ -177,8 +177,8 @@ fail_case "BtfPath to a file that is not BTF" \
 fail_case "Cgroup filter naming no cgroup" \
 	'Cgroup "/tcl-no-such-cgroup-'$$'" was not found' "Cgroup \"/tcl-no-such-cgroup-$$\""
 
-# A map too large to create: MaxInflight at its maximum (~2.4 GB of
-# preallocated in-flight map) in a memory cgroup of 256 MiB. Since Linux 5.11
+# A map too large to create: MaxInflight at its maximum with a breakdown
+# (1.25 GiB of in-flight table and labels) in a memory cgroup of 256 MiB. Since Linux 5.11
 # BPF maps are charged to the memory cgroup; RLIMIT_MEMLOCK plays no part.
 memcg=
 v1=$(awk -F: '$2 == "memory" { print $3 }' /proc/self/cgroup)
@@ -203,8 +203,9 @@ else
 fi
 if [[ -n "$memcg" ]]; then
 	JOIN=(sh -c 'echo $$ >"$0/cgroup.procs" && exec "$@"' "$memcg")
-	fail_case "a map too large for the memory cgroup (MaxInflight 16777216, 256 MiB)" \
-		"could not create the BPF maps" "MaxInflight 16777216" "${JOIN[@]}" "${IN_NS[@]}"
+	fail_case "a map too large for the memory cgroup (MaxInflight 16777216, By, 256 MiB)" \
+		"could not create the BPF maps" "MaxInflight 16777216
+By remote_port" "${JOIN[@]}" "${IN_NS[@]}"
 	# the same cgroup is big enough for the default size
 	rm -rf "$TCL_WORK/csv"
 	collectd_start "OwnNetnsOnly true" "" "${JOIN[@]}" "${IN_NS[@]}" "${SAN_ENV[@]}"

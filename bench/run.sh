@@ -57,7 +57,7 @@ TCL_HOST=bench
 if [[ $QUICK -eq 1 ]]; then
 	d=(1 1 1 2 "1 100 1000" 1 3 3 2 2000 2000 3)
 else
-	d=(4 3 3 9 "1 100 1000 10000" 2 6 5 6 5000 20000 15)
+	d=(4 3 2 15 "1 100 1000 10000" 2 6 5 6 5000 20000 15)
 fi
 BPF_SECS=${BENCH_BPF_SECS:-${d[0]}}
 BPF_REPS=${BENCH_BPF_REPS:-${d[1]}}
@@ -213,6 +213,8 @@ bench_load() {
 kv() { sed -n "s/.* $1=\([^ ]*\).*/\1/p" <<<" $2"; }
 
 # awk helpers
+# "Q1 to Q3" of a column of numbers (linear interpolation)
+quartiles() { sort -g | awk '{v[NR] = $1} function q(p,  h, i) { h = (NR - 1) * p + 1; i = int(h); return v[i] + (h - i) * (v[i + 1] - v[i]) } END { if (NR == 0) { print "nan"; exit } v[NR + 1] = v[NR]; printf "%.3f to %.3f", q(0.25), q(0.75) }'; }
 median() { sort -g | awk '{v[NR] = $1} END {if (NR == 0) {print "nan"; exit} if (NR % 2) print v[(NR + 1) / 2]; else print (v[NR / 2] + v[NR / 2 + 1]) / 2}'; }
 calc() { awk "BEGIN {printf \"$1\n\", $2}"; }
 
@@ -425,7 +427,7 @@ section_throughput() {
 	awk '{printf "| %d | %.0f | %.0f | %.3f | %.0f | %.3f | %.2f | %.2f | %.3f | %.2f | %.3f |\n", NR, $1, $3, $3 / $1, $5, $5 / $1, $2, $4, $2 / $4, $6, $2 / $6}' "$TCL_WORK/tp.rows" >>"$TCL_WORK/report.md"
 	R "$(printf '| **median** | %.0f | %.0f | **%.3f** (target ≥ 0.98) | | %.3f | | | **%.3f** | | %.3f |' "$moff" "$mon" "$mratio" "$meratio" "$mcpu" "$mecpu")"
 	R ""
-	R "$(awk '{r = $3 / $1; if (NR == 1 || r < lo) lo = r; if (NR == 1 || r > hi) hi = r} END {printf "Spread of the per-group ratio (with / without): %.2f to %.2f.", lo, hi}' "$TCL_WORK/tp.rows")"
+	R "$(awk '{r = $3 / $1; if (NR == 1 || r < lo) lo = r; if (NR == 1 || r > hi) hi = r} END {printf "Spread of the per-group ratio (with / without): %.2f to %.2f", lo, hi}' "$TCL_WORK/tp.rows"); interquartile range $(awk '{print $3 / $1}' "$TCL_WORK/tp.rows" | quartiles). The empty programs' own ratio, in the same groups, shows how much of the spread is the machine: a design with no cost at all would score like them."
 	R ""
 }
 
@@ -511,13 +513,16 @@ LoadPlugin dispatchfloor
 # README's formula for the kernel memory, bytes, applied to the stats map's
 # actual max_entries (which the build's TCL_SLOTS_PER_SERIES sets):
 #   stats  16 x next_pow2(max_entries) + used x (16 x CPUs + 64)
-#   inflight MaxInflight x 128, synrecv MaxInflight x 96, series MaxSeries x 116,
-#   counters 56 x CPUs (80 today), ring buffer one page
+#   in-flight table W x 16, its labels W x 64 (By is on here), inbound
+#   handshake table W x 24 (W = MaxInflight = 16384 ways), fixed series
+#   2 x 1061 x 16 x CPUs, series MaxSeries x 116, counters 96 x CPUs,
+#   ring buffer one page
 readme_kernel_bytes() {
 	local maxseries=$1 used=$2 ncpus=$3 maxentries=$4
 	awk -v s="$maxseries" -v u="$used" -v c="$ncpus" -v me="$maxentries" 'BEGIN {
 		p = 1; while (p < me) p *= 2
-		printf "%.0f\n", 16 * p + u * (16 * c + 64) + 16384 * 128 + 16384 * 96 + s * 116 + 80 * c + 4096
+		w = 16384
+		printf "%.0f\n", 16 * p + u * (16 * c + 64) + w * (16 + 64 + 24) + 2 * 1061 * 16 * c + s * 116 + 96 * c + 4096
 	}'
 }
 

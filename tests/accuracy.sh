@@ -79,6 +79,7 @@ stop_collectd() {
 		[[ $(csv_last "$LAT_ALL/total_connections-$r") == 0 ]] || fail "connects counted as $r"
 	done
 	[[ $(csv_last tcpconnlat-self/derive-inflight_dropped) == 0 ]] || fail "in-flight starts were dropped"
+	[[ $(csv_last tcpconnlat-self/derive-inflight_evicted) == 0 ]] || fail "in-flight starts were evicted"
 	[[ $(csv_last tcpconnlat-self/derive-unmatched) == 0 ]] || fail "outcomes without a start were seen"
 	collectd_stop
 	if grep -qiE "segfault|assert|failed" "$TCL_WORK/collectd.log"; then

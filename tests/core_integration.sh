@@ -113,6 +113,7 @@ pass "batch two: established +$N2, refused +$K2, exactly"
 # Nothing stays in flight; the self series exists.
 wait_value tcpconnlat-self/gauge-inflight 0
 [[ $(csv_last tcpconnlat-self/derive-inflight_dropped) == 0 ]] || fail "in-flight starts were dropped"
+[[ $(csv_last tcpconnlat-self/derive-inflight_evicted) == 0 ]] || fail "in-flight starts were evicted"
 pass "self: nothing in flight, nothing dropped"
 
 # IPv4-mapped IPv6: a v6 socket connecting to ::ffff:127.0.0.1 counts too.

@@ -356,6 +356,9 @@ static __always_inline bool tcl_wanted(struct tcl_labels *who, __u32 tgid)
  * verifier allows no arithmetic but the difference to another pointer; the
  * classic tracepoint hands us the address as a plain number.
  */
+/* Scans of a set before a start gives up (counted in dropped). */
+#define TCL_CLAIM_TRIES 3
+
 #define TCL_SOCK_KEY_BTF(sk) ((__u64)(sk) - (__u64)(void *)&tcl_inflight)
 
 /* The set of a socket: Fibonacci hashing of its key. */
@@ -373,7 +376,7 @@ static __always_inline void tcl_connect_start(const struct sock *sk,
   struct tcl_inflight_set *set;
   struct tcl_inflight_way *w;
   struct tcl_counters *c;
-  __u64 oldest = ~0ULL, old;
+  __u64 oldest = ~0ULL, old = 0;
   __u32 idx, way = 0;
 
   if (tcl_foreign_netns(sk))
@@ -403,31 +406,50 @@ static __always_inline void tcl_connect_start(const struct sock *sk,
   set = tcl_set_of(skaddr, &idx);
   if (!set)
     return;
-  /* A free way, else the oldest start's (never one being written). */
+  /* A free way, else the oldest start's, never one being written. The
+   * claim is a compare-and-exchange from the owner the scan saw, so it
+   * fails if another CPU claimed or released that way meanwhile: then scan
+   * again. */
+  w = NULL;
 #pragma unroll
-  for (__u32 i = 0; i < TCL_INFLIGHT_WAYS; i++) {
-    __u64 o = set->way[i].owner, t = set->way[i].start_ns;
+  for (__u32 attempt = 0; attempt < TCL_CLAIM_TRIES; attempt++) {
+    __u64 seen = TCL_INFLIGHT_BUSY;
 
-    if (o == 0) {
-      way = i;
+    oldest = ~0ULL;
+#pragma unroll
+    for (__u32 i = 0; i < TCL_INFLIGHT_WAYS; i++) {
+      __u64 o = set->way[i].owner, t = set->way[i].start_ns;
+
+      if (o == 0) {
+        way = i;
+        seen = 0;
+        break;
+      }
+      if (o != TCL_INFLIGHT_BUSY && t < oldest) {
+        oldest = t;
+        way = i;
+        seen = o;
+      }
+    }
+    if (seen == TCL_INFLIGHT_BUSY)
+      continue; /* every way is being written right now */
+    way &= TCL_INFLIGHT_WAYS - 1;
+    if (__sync_val_compare_and_swap(&set->way[way].owner, seen,
+                                    TCL_INFLIGHT_BUSY) == seen) {
+      w = &set->way[way];
+      old = seen;
       break;
     }
-    if (o != TCL_INFLIGHT_BUSY && t < oldest) {
-      oldest = t;
-      way = i;
-    }
   }
-  w = &set->way[way & (TCL_INFLIGHT_WAYS - 1)];
-  old = __sync_lock_test_and_set(&w->owner, TCL_INFLIGHT_BUSY);
-  if (old == TCL_INFLIGHT_BUSY) {
-    /* another CPU is writing this very way now: leave it to that start */
+  if (!w) {
+    /* the whole set kept changing under us: leave this start out */
     if (c)
       c->dropped++;
     return;
   }
   w->start_ns = bpf_ktime_get_ns();
   if (tcl_keeps_labels()) {
-    __u32 widx = idx * TCL_INFLIGHT_WAYS + (way & (TCL_INFLIGHT_WAYS - 1));
+    __u32 widx = idx * TCL_INFLIGHT_WAYS + way;
     struct tcl_inflight_who *who = bpf_map_lookup_elem(&tcl_inflight_who, &widx);
     if (who)
       *who = start;
@@ -697,31 +719,51 @@ static __always_inline void tcl_syn_start(struct tcl_syn_set *set, __u64 tag,
                                           __u32 lport, __u64 now)
 {
   struct tcl_counters *c = tcl_counters_get();
-  struct tcl_syn_way *w;
-  __u64 oldest = ~0ULL, old;
+  struct tcl_syn_way *w = NULL;
+  __u64 oldest, old = 0;
   __u32 way = 0;
 
+  /* As for connects (tcl_connect_start), with a way of the same 4-tuple
+   * first: still fresh, it is this handshake's earlier SYN. */
 #pragma unroll
-  for (__u32 i = 0; i < 4; i++) {
-    __u64 o = set->way[i].owner, t = set->way[i].start_ns;
+  for (__u32 attempt = 0; attempt < TCL_CLAIM_TRIES; attempt++) {
+    __u64 seen = TCL_INFLIGHT_BUSY;
+    bool same = false;
 
-    if (o == tag) {
-      if (now - t < tcl_inbound_timeout_ns)
-        return;
-      way = i;
+    oldest = ~0ULL;
+#pragma unroll
+    for (__u32 i = 0; i < 4; i++) {
+      __u64 o = set->way[i].owner, t = set->way[i].start_ns;
+
+      if (o == tag) {
+        if (now - t < tcl_inbound_timeout_ns)
+          return;
+        way = i;
+        seen = o;
+        same = true;
+        break;
+      }
+      if (o == 0 && oldest) {
+        way = i;
+        seen = 0;
+        oldest = 0;
+      } else if (o != 0 && o != TCL_INFLIGHT_BUSY && t < oldest) {
+        oldest = t;
+        way = i;
+        seen = o;
+      }
+    }
+    if (seen == TCL_INFLIGHT_BUSY)
+      continue;
+    way &= 3;
+    if (__sync_val_compare_and_swap(&set->way[way].owner, seen,
+                                    TCL_INFLIGHT_BUSY) == seen) {
+      w = &set->way[way];
+      old = same ? 0 : seen;
       break;
     }
-    if (o == 0) {
-      way = i;
-      oldest = 0;
-    } else if (o != TCL_INFLIGHT_BUSY && t < oldest) {
-      oldest = t;
-      way = i;
-    }
   }
-  w = &set->way[way & 3];
-  old = __sync_lock_test_and_set(&w->owner, TCL_INFLIGHT_BUSY);
-  if (old == TCL_INFLIGHT_BUSY) {
+  if (!w) {
     if (c)
       c->inbound_dropped++;
     return;
@@ -731,7 +773,7 @@ static __always_inline void tcl_syn_start(struct tcl_syn_set *set, __u64 tag,
   __sync_lock_test_and_set(&w->owner, tag);
   if (c) {
     c->inbound_started++;
-    if (old && old != tag)
+    if (old)
       c->inbound_evicted++;
   }
 }

@@ -114,9 +114,10 @@ n=$(series_dirs | grep -vcE '^tcpconnlat-(all|self|inbound)$' || true)
 [[ $n -eq 4 ]] || fail "expected 4 labelled series, found $n: $(series_dirs | tr '\n' ' ')"
 [[ $(established all) -eq $TOTAL ]] || fail "all grew past $TOTAL"
 wait_value tcpconnlat-self/gauge-series 4
-for f in "$TCL_WORK/csv/$TCL_HOST"/tcpconnlat-process-*/latency-percentile-50-*; do
-	tail -n +2 "$f" | cut -d, -f2 | grep -qvE '^(nan|-nan)$' || fail "no finite percentile in $f"
-done
+while read -r name; do
+	[[ $name == */latency-percentile-50 ]] || continue
+	csv_values_after "$name" 0 | grep -qvE '^(nan|-nan)$' || fail "no finite percentile in $name"
+done < <(csv_names tcpconnlat-process-)
 pass "four series, each with exactly its own connects; percentiles per series"
 
 # --- 2. single labels -------------------------------------------------------

@@ -88,12 +88,10 @@ pass "percentiles finite and positive where connects happened, NaN elsewhere"
 
 # Buckets: rate x interval summed over all buckets and intervals = connects.
 sum=0
-for f in "$TCL_WORK/csv/$TCL_HOST/$ALL"/bucket-latency-*; do
-	name=${f#"$TCL_WORK/csv/$TCL_HOST/"}
-	name=${name%-[0-9][0-9][0-9][0-9]-[0-9][0-9]-[0-9][0-9]}
+while read -r name; do
 	add=$(csv_values_after "$name" "$base_rows" | awk -v i="$TCL_INTERVAL" '{ s += $1 * i } END { printf "%.0f", s }')
 	sum=$((sum + add))
-done
+done < <(csv_names "$ALL/bucket-latency-")
 [[ $sum -eq $((N + M)) ]] || fail "buckets carry $sum connects, expected $((N + M))"
 pass "buckets carry all $((N + M)) connects"
 

@@ -152,12 +152,10 @@ while read -r x; do
 	[[ $x == nan || $x == -nan ]] || fail "the flooded port has a latency: $x"
 done < <(csv_values_after "$DRS/latency-max" 0)
 sum=0
-for f in "$TCL_WORK/csv/$TCL_HOST/$ALL"/bucket-latency-*; do
-	name=${f#"$TCL_WORK/csv/$TCL_HOST/"}
-	name=${name%-[0-9][0-9][0-9][0-9]-[0-9][0-9]-[0-9][0-9]}
+while read -r name; do
 	add=$(csv_values_after "$name" "$rows0" | awk -v i="$TCL_INTERVAL" '{ s += $1 * i } END { printf "%.0f", s }')
 	sum=$((sum + add))
-done
+done < <(csv_names "$ALL/bucket-latency-")
 ((sum == E + N2)) || fail "buckets carry $sum connects, expected $((E + N2))"
 pass "no bogus latency: max latency sane in every interval, none for the flooded port, buckets = established"
 

@@ -250,13 +250,7 @@ pass "filters attached (priority $OUR_PRIO, handle $OUR_HANDLE) on rA, rB, rC ne
 
 # ---------------------------------------------------------- reading back
 # All rows "epoch,value" of NAME (plugin-instance/type-instance), every day.
-rows() {
-	local f
-	for f in "$TCL_WORK/csv/$TCL_HOST/$1"-[0-9][0-9][0-9][0-9]-[0-9][0-9]-[0-9][0-9]; do
-		[[ -f "$f" ]] && tail -n +2 "$f"
-	done
-	return 0
-}
+rows() { _csv_data "$1"; }
 nrows() { rows "$1" | wc -l; }
 last() { csv_last "tcpconnlat-$1"; }
 

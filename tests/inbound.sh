@@ -4,7 +4,8 @@
 # keeps its connections idle meanwhile, so nothing else completes the
 # handshake). The plugin's inbound percentiles must match the server's own
 # view of each handshake, SYN-ACK out to ACK in, taken from a packet capture
-# in the server namespace, within 2% (or 0.2 ms); they must be D plus the
+# in the server namespace, within 2% (or 0.2 ms) plus the histogram's
+# precision (1/64 of the value); they must be D plus the
 # base round trip; the completed count equals the connects made; and the
 # outbound figures of the same connects are unaffected.
 #
@@ -31,6 +32,7 @@ TCPDUMP=$BED_LAST_PROC
 TCL_INTERVAL=10 # each case runs between two reads
 collectd_start "LocalPort $PORT
 RemotePort $PORT
+CollectBpfStats true
 Percentile 50
 Percentile 90
 Percentile 99"
@@ -42,8 +44,13 @@ wait_rows $IN/total_connections-established 1 20
 quantile() { # P FILE
 	sort -n "$2" | awk -v p="$1" '{ v[NR] = $1 } END { r = int(p / 100 * NR); if (r < p / 100 * NR) r++; if (r < 1) r = 1; printf "%.9f", v[r] / 1e9 }'
 }
-within() { # GOT WANT -> within 2% or 0.2 ms
-	awk -v g="$1" -v w="$2" 'BEGIN { d = g - w; if (d < 0) d = -d; t = 0.02 * w; if (t < 0.0002) t = 0.0002; exit !(d <= t) }'
+# GOT WANT -> within 2% or 0.2 ms, plus the half width of the histogram
+# bucket the plugin reports the midpoint of (1/64 of the value): the capture
+# sees the final ACK arrive on the server's interface, the plugin sees it
+# processed, and a percentile is a bucket's midpoint, not the time at its
+# rank (README "Accuracy").
+within() {
+	awk -v g="$1" -v w="$2" 'BEGIN { d = g - w; if (d < 0) d = -d; t = 0.02 * w; if (t < 0.0002) t = 0.0002; exit !(d <= t + g / 64) }'
 }
 
 # The server's view of every handshake captured so far, in time order.
@@ -117,6 +124,21 @@ for d in 10 50; do
 	pass "D=$d ms: inbound p50 = D + base round trip; outbound p50 $OUTBOUND_P50 s unaffected"
 done
 [[ $(csv_last $IN/total_connections-timeout) -eq 0 ]] || fail "handshakes counted as incomplete"
+
+# Self metrics of the inbound side against the 3 x N handshakes made: every
+# one remembered (LocalPort leaves out everything else), none evicted or
+# dropped; both programs' run counts (host-wide, so at least two runs per
+# handshake) and run times reported.
+SELF=tcpconnlat-self
+[[ $(csv_last $SELF/derive-inbound_started) -eq $((3 * N)) ]] ||
+	fail "self/derive-inbound_started is $(csv_last $SELF/derive-inbound_started), expected $((3 * N))"
+[[ $(csv_last $SELF/derive-inbound_evicted) -eq 0 && $(csv_last $SELF/derive-inbound_dropped) -eq 0 ]] ||
+	fail "inbound handshakes evicted or dropped"
+for prog in sockops bpf; do
+	c=$(csv_last $SELF/derive-${prog}_run_count) t=$(csv_last $SELF/derive-${prog}_run_time_ns)
+	((c >= 2 * 3 * N && t > 0)) || fail "self/derive-${prog}_run_count $c, run_time_ns $t: expected >= $((6 * N)) runs and some time"
+done
+pass "self: inbound_started = $((3 * N)), none evicted or dropped; run count and time of both programs reported"
 
 # An incomplete handshake: nothing the client sends after its SYN arrives
 # (neither the final ACK nor the FIN, which would complete it too); after

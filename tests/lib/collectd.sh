@@ -212,6 +212,9 @@ collectd_stop() {
 }
 
 # Newest CSV file for NAME ("tcpconnlat-all/total_connections-established").
+# collectd's csv plugin starts a new file per day: the helpers below read
+# NAME's files in date order, so a test that runs across midnight still sees
+# one series of rows.
 csv_file() {
 	local f
 	# shellcheck disable=SC2012
@@ -222,27 +225,39 @@ csv_file() {
 
 csv_exists() { csv_file "$1" >/dev/null; }
 
-csv_rows() {
+# Every data row of NAME, all days, oldest first (no headers).
+_csv_data() {
 	local f
-	f=$(csv_file "$1") || {
-		echo 0
-		return 0
-	}
-	echo $(($(wc -l <"$f") - 1))
+	for f in "$TCL_WORK/csv/$TCL_HOST/$1"-[0-9][0-9][0-9][0-9]-[0-9][0-9]-[0-9][0-9]; do
+		[[ -f "$f" ]] && tail -n +2 "$f"
+	done
+	return 0
+}
+
+csv_rows() {
+	_csv_data "$1" | wc -l
+}
+
+# Names (as the helpers take them) of the files matching PREFIX*, once
+# each however many days they span: csv_names tcpconnlat-all/bucket-latency-
+csv_names() {
+	local f n
+	for f in "$TCL_WORK/csv/$TCL_HOST/$1"*-[0-9][0-9][0-9][0-9]-[0-9][0-9]-[0-9][0-9]; do
+		[[ -f "$f" ]] || continue
+		n=${f#"$TCL_WORK/csv/$TCL_HOST/"}
+		echo "${n%-[0-9][0-9][0-9][0-9]-[0-9][0-9]-[0-9][0-9]}"
+	done | sort -u
 }
 
 # Last value; an integer for counters ("123"), as written for gauges ("nan").
 csv_last() {
-	local f
-	f=$(csv_file "$1") || return 1
-	tail -n 1 "$f" | cut -d, -f2
+	csv_exists "$1" || return 1
+	_csv_data "$1" | tail -n 1 | cut -d, -f2
 }
 
 # Rows after the first SKIP rows, one value per line.
 csv_values_after() {
-	local f
-	f=$(csv_file "$1") || return 0
-	tail -n +$(($2 + 2)) "$f" | cut -d, -f2
+	_csv_data "$1" | tail -n +$(($2 + 1)) | cut -d, -f2
 }
 
 # Wait until NAME has at least N rows.

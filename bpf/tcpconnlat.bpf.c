@@ -356,6 +356,22 @@ static __always_inline bool tcl_wanted(struct tcl_labels *who, __u32 tgid)
  * verifier allows no arithmetic but the difference to another pointer; the
  * classic tracepoint hands us the address as a plain number.
  */
+/*
+ * Publishes a claimed way: its owner word goes from busy to the new owner
+ * after the start time (and labels) are written. x86 keeps stores in
+ * program order, so a plain store after a compiler barrier is a release;
+ * elsewhere an atomic exchange (a full barrier) does it.
+ */
+static __always_inline void tcl_publish(__u64 *owner, __u64 value)
+{
+#if defined(__TARGET_ARCH_x86)
+  asm volatile("" ::: "memory");
+  *(volatile __u64 *)owner = value;
+#else
+  __sync_lock_test_and_set(owner, value);
+#endif
+}
+
 /* Scans of a set before a start gives up (counted in dropped). */
 #define TCL_CLAIM_TRIES 3
 
@@ -411,7 +427,7 @@ static __always_inline void tcl_connect_start(const struct sock *sk,
    * fails if another CPU claimed or released that way meanwhile: then scan
    * again. */
   w = NULL;
-#pragma unroll
+#pragma nounroll
   for (__u32 attempt = 0; attempt < TCL_CLAIM_TRIES; attempt++) {
     __u64 seen = TCL_INFLIGHT_BUSY;
 
@@ -455,7 +471,7 @@ static __always_inline void tcl_connect_start(const struct sock *sk,
       *who = start;
   }
   /* Publish (a full barrier: the start is written before it is ours). */
-  __sync_lock_test_and_set(&w->owner, skaddr);
+  tcl_publish(&w->owner, skaddr);
   if (c) {
     c->started++;
     if (old)
@@ -563,10 +579,19 @@ static __always_inline void tcl_emit(const struct sock *sk, __u32 tgid,
  * the socket's clock cache (tcp_clock_ns(), bpf_ktime_get_ns()'s clock) before
  * it handles a SYN_SENT socket, which saves a clock read per connect. */
 static __always_inline __u64 tcl_established_ns(const struct sock *sk,
-                                                __u64 start_ns)
+                                                __u64 start_ns, bool btf)
 {
   if (bpf_core_field_exists(((struct tcp_sock *)0)->tcp_clock_cache)) {
-    __u64 t = BPF_CORE_READ((const struct tcp_sock *)sk, tcp_clock_cache);
+    __u64 t = 0;
+
+    if (btf) {
+      /* a typed pointer: a plain load, no probe read */
+      struct tcp_sock *tp = bpf_skc_to_tcp_sock((void *)sk);
+      if (tp)
+        t = tp->tcp_clock_cache;
+    } else {
+      t = BPF_CORE_READ((const struct tcp_sock *)sk, tcp_clock_cache);
+    }
     if (t >= start_ns)
       return t;
   }
@@ -575,7 +600,7 @@ static __always_inline __u64 tcl_established_ns(const struct sock *sk,
 
 static __always_inline void tcl_connect_end(const struct sock *sk,
                                             __u64 skaddr, int newstate,
-                                            int sk_err)
+                                            int sk_err, bool btf)
 {
   struct tcl_inflight_set *set;
   struct tcl_inflight_way *w = NULL;
@@ -624,7 +649,7 @@ static __always_inline void tcl_connect_end(const struct sock *sk,
     c->completed++;
 
   if (newstate == TCL_TCP_ESTABLISHED) {
-    __u64 now = tcl_established_ns(sk, start_ns);
+    __u64 now = tcl_established_ns(sk, start_ns, btf);
     ns = now > start_ns ? now - start_ns : 0;
     slot = tcl_bucket_index(ns);
   } else if (newstate == TCL_TCP_CLOSE) {
@@ -657,7 +682,7 @@ int BPF_PROG(tcl_tp_btf, const struct sock *sk, const int oldstate, const int ne
     if (BPF_CORE_READ_BITFIELD(sk, sk_protocol) != TCL_IPPROTO_TCP)
       return 0;
     tcl_connect_end(sk, TCL_SOCK_KEY_BTF(sk), newstate,
-                    newstate == TCL_TCP_CLOSE ? sk->sk_err : 0);
+                    newstate == TCL_TCP_CLOSE ? sk->sk_err : 0, true);
   }
   return 0;
 }
@@ -675,7 +700,8 @@ int tcl_tracepoint(struct trace_event_raw_inet_sock_set_state *ctx)
     tcl_connect_start(sk, (__u64)ctx->skaddr);
   else if (oldstate == TCL_TCP_SYN_SENT)
     tcl_connect_end(sk, (__u64)ctx->skaddr, newstate,
-                    newstate == TCL_TCP_CLOSE ? BPF_CORE_READ(sk, sk_err) : 0);
+                    newstate == TCL_TCP_CLOSE ? BPF_CORE_READ(sk, sk_err) : 0,
+                    false);
   return 0;
 }
 
@@ -725,7 +751,7 @@ static __always_inline void tcl_syn_start(struct tcl_syn_set *set, __u64 tag,
 
   /* As for connects (tcl_connect_start), with a way of the same 4-tuple
    * first: still fresh, it is this handshake's earlier SYN. */
-#pragma unroll
+#pragma nounroll
   for (__u32 attempt = 0; attempt < TCL_CLAIM_TRIES; attempt++) {
     __u64 seen = TCL_INFLIGHT_BUSY;
     bool same = false;
@@ -770,7 +796,7 @@ static __always_inline void tcl_syn_start(struct tcl_syn_set *set, __u64 tag,
   }
   w->start_ns = now;
   w->lport = lport;
-  __sync_lock_test_and_set(&w->owner, tag);
+  tcl_publish(&w->owner, tag);
   if (c) {
     c->inbound_started++;
     if (old)

@@ -64,6 +64,8 @@ BPF_REPS=${BENCH_BPF_REPS:-${d[1]}}
 TP_SECS=${BENCH_TP_SECS:-${d[2]}}
 TP_PAIRS=${BENCH_TP_PAIRS:-${d[3]}}
 TP_THREADS=${BENCH_TP_THREADS:-1}
+# more plugin options for the series section, e.g. "ReportIdle false"
+SERIES_EXTRA=${BENCH_SERIES_EXTRA:-}
 SERIES_SIZES=${BENCH_SERIES_SIZES:-${d[4]}}
 SERIES_INTERVAL=${BENCH_SERIES_INTERVAL:-${d[5]}}
 SERIES_QUIET=${BENCH_SERIES_QUIET:-${d[6]}}
@@ -460,7 +462,8 @@ bench_series_size() {
 	bench_collectd_start "series-$n" 1 "OwnNetnsOnly true
 By remote_address
 MaxSeries $maxseries
-SeriesTimeout 100000" "$SERIES_GLOBAL" "$SERIES_INTERVAL" 1 1
+SeriesTimeout 100000
+$SERIES_EXTRA" "$SERIES_GLOBAL" "$SERIES_INTERVAL" 1 1
 	# N label sets: 4 connects to each of N loopback addresses
 	out=$(bench_load -t 1 -n $((4 * n)) --dests "$n")
 	[[ $(kv errors "$out") == 0 ]] || log "connbench: $out"
@@ -543,7 +546,7 @@ section_series() {
 	R "## 3. Read callback against live series"
 	R ""
 	R "collectd ${SERIES_INTERVAL} s interval, in the benchmark's network namespace, with"
-	R "\`OwnNetnsOnly true\`, \`By remote_address\`, \`MaxSeries N\`, \`SeriesTimeout 100000\`. N label"
+	R "\`OwnNetnsOnly true\`, \`By remote_address\`, \`MaxSeries N\`, \`SeriesTimeout 100000\`$([[ -n $SERIES_EXTRA ]] && printf ', `%s`' "$(echo $SERIES_EXTRA)"). N label"
 	R "sets come from connects to N loopback addresses (127.0.0.1 up; four connects each, so each"
 	R "series holds a few histogram slots). Every value goes through collectd's cache; a"
 	R "PostCache chain writes only \`tcpconnlat-self\` to CSV, so that no writer competes for the"

@@ -52,6 +52,7 @@ typedef struct {
   size_t buckets_num;
   bool report_percentiles;
   bool report_buckets;
+  bool report_idle;     /* NaN gauges and zero rates of idle intervals */
   bool report_failures;
   tcl_attach_mode_t attach_mode;
   uint32_t max_inflight;

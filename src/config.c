@@ -19,7 +19,7 @@ static const double tcl_default_percentiles[] = {50, 90, 99, 99.9};
 
 #define TCL_VALID_KEYS                                                        \
   "Percentile, Bucket, ReportPercentiles, ReportBuckets, ReportFailures, "   \
-  "ReportTotal, By, MaxSeries, SeriesTimeout, RemoteNetwork, Pid, Uid, "     \
+  "ReportIdle, ReportTotal, By, MaxSeries, SeriesTimeout, RemoteNetwork, Pid, Uid, "     \
   "Process, Cgroup, RemotePort, IgnoreRemotePort, IncludeRemoteNetwork, "    \
   "IgnoreRemoteNetwork, OwnNetnsOnly, AttachMode, MaxInflight, BtfPath, "    \
   "CollectBpfStats, SlowThreshold, NotifyFailures, "                       \
@@ -68,6 +68,7 @@ void tcl_conf_init(tcl_conf_t *conf)
   memset(conf, 0, sizeof(*conf));
   conf->report_percentiles = true;
   conf->report_buckets = true;
+  conf->report_idle = true;
   conf->report_failures = true;
   conf->attach_mode = TCL_ATTACH_AUTO;
   conf->max_inflight = TCL_DEFAULT_MAX_INFLIGHT;
@@ -623,6 +624,8 @@ int tcl_conf_parse(tcl_conf_t *conf, oconfig_item_t *ci)
       tcl_conf_boolean(conf, child, &conf->report_percentiles);
     else if (strcasecmp("ReportBuckets", child->key) == 0)
       tcl_conf_boolean(conf, child, &conf->report_buckets);
+    else if (strcasecmp("ReportIdle", child->key) == 0)
+      tcl_conf_boolean(conf, child, &conf->report_idle);
     else if (strcasecmp("ReportFailures", child->key) == 0)
       tcl_conf_boolean(conf, child, &conf->report_failures);
     else if (strcasecmp("AttachMode", child->key) == 0)

@@ -94,8 +94,12 @@ void tcl_dispatch_series(const tcl_conf_t *conf, const char *instance,
     interval_count += delta[i].count;
     interval_sum += delta[i].sum_ns;
   }
+  /* ReportIdle false: no connect completed in this interval, so the
+   * percentiles, average and max would be NaN and every bucket rate 0;
+   * leave them out and send only the totals. */
+  bool skip_idle = interval_count == 0 && !conf->report_idle;
 
-  if (conf->report_percentiles) {
+  if (conf->report_percentiles && !skip_idle) {
     for (size_t i = 0; i < conf->percentiles_num; i++)
       tcl_submit_seconds(instance, tcl_percentile_names[i],
                          tcl_hist_percentile(delta, nhist,
@@ -107,7 +111,7 @@ void tcl_dispatch_series(const tcl_conf_t *conf, const char *instance,
     tcl_submit_seconds(instance, "max", tcl_hist_max(delta, nhist));
   }
 
-  if (conf->report_buckets) {
+  if (conf->report_buckets && !skip_idle) {
     uint64_t counts[TCL_MAX_BUCKETS];
 
     tcl_hist_ranges(delta, nhist, conf->buckets, conf->buckets_num, counts);

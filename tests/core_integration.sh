@@ -129,6 +129,36 @@ pass "OwnNetnsOnly: the host namespace's connects are not counted"
 collectd_stop
 wait_no_bpf_left "after the namespaced collectd stopped"
 
+# ReportIdle false: an interval in which no connect completed sends only the
+# totals: no NaN percentiles, average or max, no zero bucket rates.
+rm -rf "$TCL_WORK/csv"
+collectd_start "OwnNetnsOnly true
+ReportIdle false" "" ip netns exec "$TCL_NS"
+wait_rows "$EST" 2
+[[ -z "$(csv_names "$ALL/latency-")$(csv_names "$ALL/bucket-")" ]] ||
+	fail "ReportIdle false: latencies or buckets dispatched before any connect"
+N3=30
+s=$(run_client 127.0.0.1 "$PORT4" $N3)
+expect_summary "$s" ok $N3
+wait_value "$EST" $N3
+rows=$(csv_rows "$EST")
+wait_rows "$EST" $((rows + 3)) # three intervals without a connect
+lat_rows=$(csv_rows "$ALL/latency-max")
+((lat_rows >= 1 && lat_rows <= 2)) ||
+	fail "ReportIdle false: latency-max has $lat_rows rows for connects made within about one interval"
+! csv_values_after "$ALL/latency-max" 0 | grep -q nan || fail "ReportIdle false: a NaN latency was dispatched"
+sum=0
+while read -r name; do
+	(($(csv_rows "$name") == lat_rows)) || fail "ReportIdle false: $name has $(csv_rows "$name") rows, latency-max $lat_rows"
+	add=$(csv_values_after "$name" 0 | awk -v i="$TCL_INTERVAL" '{ s += $1 * i } END { printf "%.0f", s }')
+	sum=$((sum + add))
+done < <(csv_names "$ALL/bucket-latency-")
+((sum == N3)) || fail "ReportIdle false: buckets carry $sum connects, expected $N3"
+(($(csv_rows "$EST") >= lat_rows + 3)) || fail "ReportIdle false: the totals stopped too"
+pass "ReportIdle false: latencies and buckets only in the $lat_rows interval(s) with connects (no NaN, buckets = $N3), totals every interval"
+collectd_stop
+wait_no_bpf_left "after the ReportIdle run"
+
 # Without the filter, the plugin in the host namespace sees the connects of
 # every namespace (at least ours: other traffic on the host may add more).
 rm -rf "$TCL_WORK/csv"

@@ -77,6 +77,7 @@ static void test_defaults(void)
   CHECK_EQ_U64(conf.buckets[16].lo_ns, 10000000000ULL);
   CHECK_EQ_U64(conf.buckets[16].hi_ns, UINT64_MAX);
   CHECK(conf.report_percentiles && conf.report_buckets && conf.report_failures);
+  CHECK(conf.report_idle);
   CHECK(conf.attach_mode == TCL_ATTACH_AUTO);
   CHECK_EQ_U64(conf.max_inflight, TCL_DEFAULT_MAX_INFLIGHT);
   CHECK(!conf.verbose);
@@ -99,6 +100,7 @@ static void test_good_values(void)
   boolean(add("ReportPercentiles"), false);
   boolean(add("ReportBuckets"), false);
   boolean(add("ReportFailures"), false);
+  boolean(add("ReportIdle"), false);
   str(add("AttachMode"), "tracepoint");
   num(add("MaxInflight"), 1024);
   str(add("BtfPath"), "/tmp/vmlinux.btf");
@@ -112,7 +114,7 @@ static void test_good_values(void)
   CHECK_EQ_U64(conf.buckets[0].hi_ns, 2000000);
   CHECK_EQ_U64(conf.buckets[1].hi_ns, UINT64_MAX);
   CHECK(!conf.report_percentiles && !conf.report_buckets &&
-        !conf.report_failures);
+        !conf.report_failures && !conf.report_idle);
   CHECK(conf.attach_mode == TCL_ATTACH_TRACEPOINT);
   CHECK_EQ_U64(conf.max_inflight, 1024);
   CHECK(strcmp(conf.btf_path, "/tmp/vmlinux.btf") == 0);

@@ -106,37 +106,70 @@ static int tcl_drain_fixed_add(tcl_drain_t *d, __u32 idx, const void *percpu,
   return tcl_snapshot_append(out, &e);
 }
 
-static int tcl_drain_fixed(tcl_drain_t *d, int fd, tcl_snapshot_t *out)
+/* One entry of a batch: its key and its per-CPU values. */
+typedef int (*tcl_drain_entry_fn)(tcl_drain_t *d, const void *key,
+                                  const void *percpu, tcl_snapshot_t *out);
+
+/*
+ * The whole map by batch lookups, a syscall per d->batch entries, each entry
+ * handed to fn. 0; -1 when the kernel has no batch lookups for this map
+ * (then nothing was handed over); else an errno.
+ */
+static int tcl_drain_batches(tcl_drain_t *d, int fd, size_t key_size,
+                             tcl_drain_entry_fn fn, tcl_snapshot_t *out)
 {
   size_t vstride = TCL_PERCPU_STRIDE(sizeof(struct tcl_stats_value));
-  __u32 in_token = 0, out_token = 0;
+  __u64 in_token = 0, out_token = 0; /* a bucket or an index: 4 bytes used */
   bool first = true;
   int status;
 
-  while (!d->fixed_no_batch) {
+  for (;;) {
     __u32 count = (__u32)d->batch;
     int err = bpf_map_lookup_batch(fd, first ? NULL : &in_token, &out_token,
                                    d->keys, d->values, &count, NULL);
     int saved = errno;
 
     if (err != 0 && saved != ENOENT) {
-      if (first && (saved == EINVAL || saved == ENOTSUP || saved == 524)) {
-        d->fixed_no_batch = true;
-        break;
-      }
+      /* 524: ENOTSUPP, the kernel's own */
+      if (first && (saved == EINVAL || saved == ENOTSUP || saved == 524))
+        return -1;
       return saved;
     }
     for (__u32 i = 0; i < count; i++) {
-      status = tcl_drain_fixed_add(
-          d, ((const __u32 *)d->keys)[i],
-          (const char *)d->values + (size_t)i * vstride * d->ncpus, out);
+      status = fn(d, (const char *)d->keys + (size_t)i * key_size,
+                  (const char *)d->values + (size_t)i * vstride * d->ncpus,
+                  out);
       if (status != 0)
         return status;
     }
-    if (err != 0)
+    if (err != 0) /* ENOENT: that was the last batch */
       return 0;
     in_token = out_token;
     first = false;
+  }
+}
+
+static int tcl_drain_fixed_entry(tcl_drain_t *d, const void *key,
+                                 const void *percpu, tcl_snapshot_t *out)
+{
+  return tcl_drain_fixed_add(d, *(const __u32 *)key, percpu, out);
+}
+
+static int tcl_drain_stats_entry(tcl_drain_t *d, const void *key,
+                                 const void *percpu, tcl_snapshot_t *out)
+{
+  return tcl_drain_add(d, key, percpu, out);
+}
+
+static int tcl_drain_fixed(tcl_drain_t *d, int fd, tcl_snapshot_t *out)
+{
+  int status;
+
+  if (!d->fixed_no_batch) {
+    status = tcl_drain_batches(d, fd, sizeof(__u32), tcl_drain_fixed_entry, out);
+    if (status != -1)
+      return status;
+    d->fixed_no_batch = true;
   }
   for (__u32 idx = 0; idx < TCL_NFIXED * TCL_NSLOTS; idx++) {
     if (bpf_map_lookup_elem(fd, &idx, d->values) != 0)
@@ -150,38 +183,16 @@ static int tcl_drain_fixed(tcl_drain_t *d, int fd, tcl_snapshot_t *out)
 
 int tcl_drain_stats(tcl_drain_t *d, int fd, int fixed_fd, tcl_snapshot_t *out)
 {
-  size_t vstride = TCL_PERCPU_STRIDE(sizeof(struct tcl_stats_value));
-  __u64 in_token = 0, out_token = 0;
-  bool first = true;
   int status = 0;
 
   tcl_snapshot_clear(out);
-  while (!d->no_batch) {
-    __u32 count = (__u32)d->batch;
-    int err = bpf_map_lookup_batch(fd, first ? NULL : &in_token, &out_token,
-                                   d->keys, d->values, &count, NULL);
-    int saved = errno;
-
-    if (err != 0 && saved != ENOENT) {
-      if (first && (saved == EINVAL || saved == ENOTSUP || saved == 524)) {
-        d->no_batch = true; /* 524: ENOTSUPP, the kernel's own */
-        break;
-      }
-      return saved;
-    }
-    for (__u32 i = 0; i < count; i++) {
-      const struct tcl_stats_key *key =
-          (const struct tcl_stats_key *)d->keys + i;
-      status = tcl_drain_add(
-          d, key, (const char *)d->values + (size_t)i * vstride * d->ncpus,
-          out);
-      if (status != 0)
-        return status;
-    }
-    if (err != 0) /* ENOENT: that was the last batch */
-      break;
-    in_token = out_token;
-    first = false;
+  if (!d->no_batch) {
+    status = tcl_drain_batches(d, fd, sizeof(struct tcl_stats_key),
+                               tcl_drain_stats_entry, out);
+    if (status == -1)
+      d->no_batch = true;
+    else if (status != 0)
+      return status;
   }
   if (d->no_batch) {
     tcl_snapshot_clear(out);

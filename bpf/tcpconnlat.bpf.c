@@ -758,7 +758,7 @@ static __always_inline void tcl_syn_start(struct tcl_syn_set *set, __u64 tag,
 
     oldest = ~0ULL;
 #pragma unroll
-    for (__u32 i = 0; i < 4; i++) {
+    for (__u32 i = 0; i < TCL_SYN_WAYS; i++) {
       __u64 o = set->way[i].owner, t = set->way[i].start_ns;
 
       if (o == tag) {
@@ -781,7 +781,7 @@ static __always_inline void tcl_syn_start(struct tcl_syn_set *set, __u64 tag,
     }
     if (seen == TCL_INFLIGHT_BUSY)
       continue;
-    way &= 3;
+    way &= TCL_SYN_WAYS - 1;
     if (__sync_val_compare_and_swap(&set->way[way].owner, seen,
                                     TCL_INFLIGHT_BUSY) == seen) {
       w = &set->way[way];
@@ -809,7 +809,7 @@ static __always_inline __u64 tcl_syn_end(struct tcl_syn_set *set, __u64 tag,
                                          __u64 now)
 {
 #pragma unroll
-  for (__u32 i = 0; i < 4; i++) {
+  for (__u32 i = 0; i < TCL_SYN_WAYS; i++) {
     if (set->way[i].owner == tag) {
       __u64 start = set->way[i].start_ns;
 

@@ -59,6 +59,8 @@ enum tcl_reason {
  * address. The plugin maps it (BPF_F_MMAPABLE) to expire handshakes that
  * never complete, releasing a way with the same compare-and-exchange.
  */
+#define TCL_SYN_WAYS 4
+
 struct tcl_syn_way {
   __u64 owner;    /* hash of the 4-tuple, never 0 or TCL_INFLIGHT_BUSY */
   __u64 start_ns; /* bpf_ktime_get_ns() at the SYN (TIMEOUT_INIT) */
@@ -67,7 +69,7 @@ struct tcl_syn_way {
 };
 
 struct tcl_syn_set {
-  struct tcl_syn_way way[4];
+  struct tcl_syn_way way[TCL_SYN_WAYS];
 };
 
 /* Labels that split the series (By). */

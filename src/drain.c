@@ -247,7 +247,7 @@ uint64_t tcl_drain_expire_handshakes(tcl_drain_t *d, struct tcl_syn_set *sets,
   clock_gettime(CLOCK_MONOTONIC, &ts); /* bpf_ktime_get_ns()'s clock */
   now = (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec;
   for (uint32_t i = 0; i < nsets; i++) {
-    for (int j = 0; j < 4; j++) {
+    for (int j = 0; j < TCL_SYN_WAYS; j++) {
       struct tcl_syn_way *w = &sets[i].way[j];
       uint64_t o = __atomic_load_n(&w->owner, __ATOMIC_ACQUIRE), start;
       uint32_t lport;

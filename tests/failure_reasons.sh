@@ -34,17 +34,9 @@
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 . "$here/lib/collectd.sh"
-
-tcl_require_root
-tcl_require_tools ip iptables ip6tables ss tcpdump chrt
-tcl_require_helpers tcpclient nfq_delay
-
 . "$here/lib/netns.sh"
 . "$here/lib/latency.sh"
-
-bed_create || fail "could not create the two-namespace test bed"
-tcl_init
-lat_private_work
+lat_setup
 
 SELF=tcpconnlat-self
 UNMATCHED=$SELF/derive-unmatched

@@ -60,6 +60,8 @@
 #
 # Misc:
 #   lat_syn_sent PORT             connects in SYN-SENT to PORT in the client ns
+#   lat_setup                     root, tools and helpers checked, the bed
+#                                 created, tcl_init, lat_private_work
 #   lat_private_work              after tcl_init: move TCL_WORK to a directory
 #                                 named /tmp/tcl-latency.XXXXXX
 
@@ -79,9 +81,8 @@ LAT_BUCKETS=
 # ------------------------------------------------------------------ CSV
 
 lat_row() {
-	local f
-	f=$(csv_file "$1") || return 1
-	sed -n "$(($2 + 1))p" "$f" | cut -d, -f2
+	csv_exists "$1" || return 1
+	_csv_data "$1" | sed -n "${2}p" | cut -d, -f2
 }
 
 lat_delta() {
@@ -325,6 +326,17 @@ lat_capture_finish() {
 
 lat_syn_sent() {
 	ip netns exec "$BED_CLIENT_NS" ss -Htn state syn-sent "( dport = :$1 )" | wc -l
+}
+
+# The prerequisites and the bed of a latency test: root, the tools and
+# helpers, the two namespaces, a private work directory.
+lat_setup() {
+	tcl_require_root
+	tcl_require_tools ip iptables ip6tables ss tcpdump chrt
+	tcl_require_helpers tcpclient nfq_delay
+	bed_create || fail "could not create the two-namespace test bed"
+	tcl_init
+	lat_private_work
 }
 
 # These tests run for minutes while other tests share the host; a clean-up

@@ -34,12 +34,17 @@ enum {
   BPF_MAP_TYPE_PERCPU_ARRAY = 6,
   BPF_MAP_TYPE_LPM_TRIE = 11,
   BPF_MAP_TYPE_QUEUE = 22,
+  BPF_MAP_TYPE_SK_STORAGE = 24,
   BPF_MAP_TYPE_RINGBUF = 27,
+  BPF_MAP_TYPE_LRU_HASH = 9,
 };
 enum {
   BPF_ANY = 0,
   BPF_NOEXIST = 1,
   BPF_EXIST = 2,
+};
+enum {
+  BPF_SK_STORAGE_GET_F_CREATE = 1,
 };
 enum {
   BPF_F_NO_PREALLOC = 1,
@@ -84,6 +89,7 @@ struct ns_common {
 
 struct net {
   struct ns_common ns;
+  __u64 net_cookie; /* Linux 5.12 and newer (an atomic64_t before) */
 };
 
 typedef struct {
@@ -120,15 +126,52 @@ struct sock_common {
     };
   };
   unsigned short skc_family;
+  volatile unsigned char skc_state;
   possible_net_t skc_net;
   struct in6_addr skc_v6_daddr;
   struct in6_addr skc_v6_rcv_saddr;
 };
 
+struct kernfs_node {
+  __u64 id;
+};
+
+struct cgroup {
+  int level;
+  struct kernfs_node *kn;
+  struct cgroup *ancestors[]; /* Linux 6.2 and newer, and Debian's 6.1 */
+};
+
+/* Before: the ids of the ancestors themselves. */
+struct cgroup___ids {
+  int level;
+  __u64 ancestor_ids[];
+};
+
+/* Linux 5.15 and newer: the socket's cgroup v2. */
+struct sock_cgroup_data {
+  struct cgroup *cgroup;
+};
+
+/* Before: a cgroup pointer, or net_cls/net_prio data when bit 0 is set. */
+struct sock_cgroup_data___val {
+  __u64 val;
+};
+
+typedef struct {
+  __u32 val;
+} kuid_t;
+
 struct sock {
   struct sock_common __sk_common;
   int sk_err;
   __u16 sk_protocol;
+  kuid_t sk_uid;
+  struct sock_cgroup_data sk_cgrp_data;
+};
+
+struct sock___old {
+  struct sock_cgroup_data___val sk_cgrp_data;
 };
 
 /* The port the kernel keeps after releasing the bound one (inet_num). */
@@ -137,9 +180,29 @@ struct inet_sock {
   __be16 inet_sport;
 };
 
-/* tcp_mstamp_refresh() caches tcp_clock_ns() here (Linux 4.20 and newer). */
+/* The kernel's own handshake clock (see KERNEL-TIMING in the README). */
 struct tcp_sock {
-  __u64 tcp_clock_cache;
+  __u64 tcp_clock_cache; /* tcp_clock_ns() at the last refresh (4.20+) */
+  __u64 tcp_wstamp_ns;   /* departure of the last packet sent (4.20+) */
+  __u32 srtt_us;         /* smoothed RTT << 3; the first sample alone */
+  __u32 total_retrans;
+  __u32 snd_una;
+  __u32 retrans_stamp;   /* first SYN: ms, or us with tcp_usec_ts */
+  __u8 tcp_usec_ts : 1;  /* Linux 6.7 and newer */
+};
+
+struct request_sock {
+  struct sock_common __req_common;
+};
+
+struct inet_request_sock {
+  struct request_sock req;
+};
+
+struct tcp_request_sock {
+  struct inet_request_sock req;
+  __u32 snt_isn;
+  __u64 snt_synack; /* first SYN-ACK, us (tcp_clock_us) */
 };
 
 struct trace_entry {
@@ -159,5 +222,23 @@ struct trace_event_raw_inet_sock_set_state {
 };
 
 #pragma clang attribute pop
+
+/*
+ * The classic tracepoints' records of tcp:tcp_retransmit_skb and
+ * tcp:tcp_retransmit_synack, as their format files give them. Not relocated:
+ * the kernel renamed the first one's struct (tcp_event_sk_skb, later
+ * tcp_retransmit_skb) while the leading fields stayed where they were.
+ */
+struct tcl_tp_retransmit_skb {
+  __u64 common;        /* struct trace_entry, padded */
+  const void *skbaddr;
+  const void *skaddr;
+};
+
+struct tcl_tp_retransmit_synack {
+  __u64 common;
+  const void *skaddr;
+  const void *req;
+};
 
 #endif /* TCPCONNLAT_KERNEL_TYPES_H */

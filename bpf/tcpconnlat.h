@@ -32,10 +32,19 @@ enum tcl_reason {
 
 /*
  * Slots of one series in the stats map: histogram buckets first, then one
- * counter per failure reason.
+ * counter per failure reason, then the totals below.
  */
 #define TCL_SLOT_FAILURE_BASE TCL_NBUCKETS
-#define TCL_NSLOTS (TCL_NBUCKETS + TCL_NREASONS)
+/* Established after the SYN (outbound) or the SYN-ACK (inbound) was
+ * retransmitted; also counted in a bucket or in TCL_SLOT_UNTIMED. */
+#define TCL_SLOT_RETRANSMITTED (TCL_SLOT_FAILURE_BASE + TCL_NREASONS)
+/* Established, but the first SYN's (SYN-ACK's) time is not known: it was
+ * retransmitted before the programs were loaded, or its record was evicted,
+ * or (inbound) the kernel took no sample (syncookies). Not in a bucket. */
+#define TCL_SLOT_UNTIMED (TCL_SLOT_RETRANSMITTED + 1)
+/* Inbound only: connection requests a listener queued (sock_ops). */
+#define TCL_SLOT_REQUESTS (TCL_SLOT_UNTIMED + 1)
+#define TCL_NSLOTS (TCL_SLOT_REQUESTS + 1)
 
 /* The host-wide series, the overflow series, inbound handshakes, then label
  * sets; inbound per local port (By local_port) above TCL_SERIES_INBOUND_PORT. */
@@ -52,25 +61,6 @@ enum tcl_reason {
  * nothing. Latencies spanning 8 powers of two fill 256 slots.
  */
 #define TCL_SLOTS_PER_SERIES 256
-
-/*
- * Inbound handshakes in progress: the same kind of table as the in-flight
- * one (see below), owned by a 64-bit hash of the 4-tuple instead of a socket
- * address. The plugin maps it (BPF_F_MMAPABLE) to expire handshakes that
- * never complete, releasing a way with the same compare-and-exchange.
- */
-#define TCL_SYN_WAYS 4
-
-struct tcl_syn_way {
-  __u64 owner;    /* hash of the 4-tuple, never 0 or TCL_INFLIGHT_BUSY */
-  __u64 start_ns; /* bpf_ktime_get_ns() at the SYN (TIMEOUT_INIT) */
-  __u32 lport;    /* host byte order, for By local_port */
-  __u32 pad;
-};
-
-struct tcl_syn_set {
-  struct tcl_syn_way way[TCL_SYN_WAYS];
-};
 
 /* Labels that split the series (By). */
 enum tcl_by {
@@ -92,13 +82,15 @@ enum tcl_by {
 #define TCL_MAX_NETWORKS 64
 
 /*
- * Who connected where, gathered at CLOSE->SYN_SENT: the task is only known
- * then. As a series key, fields the By option does not name stay zero.
+ * Who connected where, read from the socket at the outcome, except the
+ * process name, which exists only in connect() (struct tcl_start). As a
+ * series key, fields the By option does not name stay zero.
  */
 struct tcl_labels {
   __u64 cgroup_id;
+  __u64 netns;    /* netns cookie, or the inode number on older kernels */
   __u32 uid;
-  __u32 netns;
+  __u32 pad0;
   __u8 raddr[16]; /* IPv6, or IPv4 as ::ffff:a.b.c.d */
   char comm[16];
   __u16 rport;   /* host byte order */
@@ -136,34 +128,34 @@ struct tcl_stats_value {
 };
 
 /*
- * The in-flight table: what the kernel remembers between CLOSE->SYN_SENT and
- * the outcome. An array of sets of TCL_INFLIGHT_WAYS ways, the set chosen by
- * a hash of the socket address. A start takes a free way of its set, else
- * the way of the oldest start there (that start is evicted: counted, its
- * outcome goes untimed). So a flood of connects that never complete cannot
- * keep newer connects out, and memory is fixed. No locks: a way's owner word
- * is claimed with an atomic exchange (TCL_INFLIGHT_BUSY while the start is
- * written) and released by the outcome with a compare-and-exchange, so an
- * outcome reads a start only if nobody overwrote it meanwhile.
+ * What connect() knew and the socket does not: the caller's pid and command.
+ * Kept from CLOSE->SYN_SENT to the outcome only when Pid, Process, By
+ * process or notifications need it (socket-local storage, else an LRU hash
+ * keyed by the socket's address).
  */
-#define TCL_INFLIGHT_WAYS 4
-#define TCL_INFLIGHT_BUSY 1ULL
-
-struct tcl_inflight_way {
-  __u64 owner;    /* struct sock address; 0: free; TCL_INFLIGHT_BUSY */
-  __u64 start_ns; /* bpf_ktime_get_ns() at CLOSE->SYN_SENT */
-};
-
-struct tcl_inflight_set {
-  struct tcl_inflight_way way[TCL_INFLIGHT_WAYS]; /* one cache line */
-};
-
-/* The caller's labels of a start, in a parallel array (way by way), only
- * when breakdowns or notifications need them. */
-struct tcl_inflight_who {
+struct tcl_start {
   __u32 tgid;
   __u32 pad;
-  struct tcl_labels who;
+  char comm[16];
+};
+
+/*
+ * The first SYN (outbound) or SYN-ACK (inbound) of a handshake whose SYN or
+ * SYN-ACK was retransmitted: the socket forgets it by the time the handshake
+ * completes. Keyed by the 4-tuple; only such handshakes take an entry (LRU).
+ */
+struct tcl_tuple {
+  __u8 laddr[16]; /* IPv6, IPv4 as ::ffff:a.b.c.d */
+  __u8 raddr[16];
+  __u16 lport;    /* host byte order */
+  __u16 rport;
+};
+
+struct tcl_first_syn {
+  __u64 first_ns; /* bpf_ktime_get_ns() clock */
+  __u32 isn;      /* the handshake's initial sequence number: tells a stale
+                   * entry of an earlier connection of the same 4-tuple */
+  __u32 pad;
 };
 
 /* The histograms of the fixed series ("all", "inbound") live in a per-CPU
@@ -195,18 +187,12 @@ struct tcl_event {
 
 /* Per-CPU event counters, cumulative. */
 struct tcl_counters {
-  __u64 started;   /* connects remembered in the in-flight table */
-  __u64 completed; /* outcomes matched with a remembered start */
-  __u64 dropped;   /* starts not remembered: another CPU was writing that way */
-  __u64 unmatched; /* outcomes with no start (the socket predates us, or evicted) */
+  __u64 no_start;   /* outcomes whose start record was missing (only when
+                     * Pid, Process, By process or notifications keep one) */
   __u64 stats_full; /* outcomes lost because the stats map was full */
-  __u64 filtered;  /* connects the filters left out */
-  __u64 overflow;  /* outcomes counted in series "other": MaxSeries reached */
+  __u64 filtered;   /* connects the filters left out */
+  __u64 overflow;   /* outcomes counted in series "other": MaxSeries reached */
   __u64 events_lost; /* notification events the ring buffer had no room for */
-  __u64 inbound_started; /* SYNs to a listener remembered */
-  __u64 inbound_dropped; /* not remembered: another CPU was writing that way */
-  __u64 evicted;   /* starts overwritten by newer ones before their outcome */
-  __u64 inbound_evicted; /* handshakes overwritten by newer ones */
 };
 
 /* floor(log2(v)) for v > 0, without loops (the BPF target has no clz). */

@@ -10,7 +10,6 @@
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
 #include <linux/capability.h>
-#include <sys/mman.h>
 #include <sys/syscall.h>
 
 #include "tcpconnlat.skel.h"
@@ -126,17 +125,6 @@ static bool tcl_has_net_admin(void)
   return (eff & (1ULL << CAP_SYS_ADMIN)) || (eff & (1ULL << CAP_NET_ADMIN));
 }
 
-/* Sets of the in-flight table: MaxInflight ways, rounded up to a power of
- * two (the set is a hash of the socket address masked), at least one set. */
-uint32_t tcl_bpf_inflight_sets(uint32_t max_inflight)
-{
-  __u32 sets = 1;
-
-  while ((uint64_t)sets * TCL_INFLIGHT_WAYS < max_inflight)
-    sets <<= 1;
-  return sets;
-}
-
 /* Stats map entries: a shared pool (see TCL_SLOTS_PER_SERIES). */
 static __u32 tcl_bpf_stats_entries(const tcl_conf_t *conf)
 {
@@ -151,9 +139,25 @@ static __u32 tcl_bpf_stats_entries(const tcl_conf_t *conf)
   return (__u32)(TCL_NSLOTS + series * TCL_SLOTS_PER_SERIES);
 }
 
+/* Pid, Process, By process and notifications need the process, which only
+ * connect() knows: the one case where a start record is kept. */
+static bool tcl_bpf_keeps_start(const tcl_conf_t *conf)
+{
+  return (conf->by & TCL_BY_PROCESS) || conf->pids_num > 0 ||
+         conf->comms_num > 0 || conf->slow_threshold_ns > 0 ||
+         conf->notify_failures;
+}
+
+/* What one attempt loads besides the state-change programs. */
+typedef struct {
+  tcl_attach_mode_t mode;
+  bool sockops;     /* Inbound: request counting on the cgroup v2 root */
+  bool start_in_sk; /* start records in socket-local storage (5.11+) */
+} tcl_bpf_plan_t;
+
 /* The sock_ops program on the cgroup v2 root sees every listener. Without
- * it the plugin still measures connects: say why, and go on. */
-static bool tcl_bpf_attach_inbound(struct tcpconnlat_bpf *skel, char *why,
+ * it inbound handshakes are still timed: say why, and go on. */
+static bool tcl_bpf_attach_sockops(struct tcpconnlat_bpf *skel, char *why,
                                    size_t len)
 {
   const char *root = tcl_cgroup_root();
@@ -293,70 +297,56 @@ static int tcl_bpf_cgroups(const tcl_conf_t *conf, struct tcpconnlat_bpf *skel,
   return 0;
 }
 
-/* One attempt with one attach mode. On failure *stage says where. */
-static int tcl_bpf_try(const tcl_conf_t *conf, tcl_attach_mode_t mode,
-                       tcl_bpf_t *bpf, const char **stage, char *errbuf,
-                       size_t errlen)
+#ifndef SO_NETNS_COOKIE
+#define SO_NETNS_COOKIE 71 /* Linux 5.14; older headers lack it */
+#endif
+
+/* The network namespace's cookie (0: the kernel has none to give). */
+static __u64 tcl_bpf_own_netns_cookie(void)
 {
-  LIBBPF_OPTS(bpf_object_open_opts, opts);
-  struct tcpconnlat_bpf *skel;
-  struct bpf_program *prog;
-  struct bpf_link *link;
+  __u64 cookie = 0;
+  socklen_t len = sizeof(cookie);
+  int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+
+  if (fd < 0)
+    return 0;
+  if (getsockopt(fd, SOL_SOCKET, SO_NETNS_COOKIE, &cookie, &len) != 0)
+    cookie = 0;
+  close(fd);
+  return cookie;
+}
+
+/* Namespaces are told apart by cookie where the kernel has one (inode
+ * numbers are reused at once), else by inode number. */
+static int tcl_bpf_netns(const tcl_conf_t *conf, struct tcpconnlat_bpf *skel)
+{
+  __u64 cookie = tcl_bpf_own_netns_cookie();
+  struct stat st;
+
+  skel->rodata->tcl_netns_cookie = cookie != 0;
+  if (!conf->own_netns_only)
+    return 0;
+  if (cookie != 0) {
+    skel->rodata->tcl_netns_only = cookie;
+    return 0;
+  }
+  if (stat("/proc/self/ns/net", &st) != 0)
+    return errno;
+  skel->rodata->tcl_netns_only = (__u64)st.st_ino;
+  return 0;
+}
+
+/* Map sizes: the bounded maps from MaxInflight, the rest from the series. */
+static int tcl_bpf_size(const tcl_conf_t *conf, const tcl_bpf_plan_t *plan,
+                        struct tcpconnlat_bpf *skel)
+{
+  bool lru_starts = tcl_bpf_keeps_start(conf) && !plan->start_in_sk;
   int err;
 
-  if (conf->btf_path[0] != '\0')
-    opts.btf_custom_path = conf->btf_path;
-
-  *stage = "open";
-  skel = tcpconnlat_bpf__open_opts(&opts);
-  if (skel == NULL)
-    return errno ? errno : EINVAL;
-
-  *stage = "cgroup";
-  err = tcl_bpf_cgroups(conf, skel, errbuf, errlen);
-  if (err != 0)
-    goto fail;
-
-  *stage = "size";
-  tcl_bpf_settings(conf, skel);
-  if (conf->own_netns_only) {
-    struct stat st;
-    if (stat("/proc/self/ns/net", &st) != 0) {
-      err = errno;
-      goto fail;
-    }
-    skel->rodata->tcl_netns_only = (__u32)st.st_ino;
-  }
-  if (conf->own_netns_only && conf->inbound) {
-    __u64 cookie = 0;
-    socklen_t len = sizeof(cookie);
-    int fd = socket(AF_INET, SOCK_DGRAM, 0);
-    if (fd < 0 || getsockopt(fd, SOL_SOCKET, 71 /* SO_NETNS_COOKIE */, &cookie,
-                             &len) != 0) {
-      err = errno;
-      if (fd >= 0)
-        close(fd);
-      goto fail;
-    }
-    close(fd);
-    skel->rodata->tcl_netns_cookie = cookie;
-  }
-  {
-    __u32 sets = tcl_bpf_inflight_sets(conf->max_inflight);
-    bool labels = (conf->by & TCL_BY_OUTBOUND_MASK) ||
-                  conf->slow_threshold_ns > 0 || conf->notify_failures;
-
-    skel->rodata->tcl_inflight_mask = sets - 1;
-    err = bpf_map__set_max_entries(skel->maps.tcl_inflight, sets);
-    if (err == 0)
-      err = bpf_map__set_max_entries(skel->maps.tcl_inflight_who,
-                                     labels ? sets * TCL_INFLIGHT_WAYS : 1);
-  }
+  err = bpf_map__set_max_entries(skel->maps.tcl_start_lru,
+                                 lru_starts ? conf->max_inflight : 1);
   if (err == 0)
-    err = bpf_map__set_max_entries(skel->maps.tcl_synrecv,
-                                   conf->inbound ? tcl_bpf_inflight_sets(conf->max_inflight)
-                                                 : 1);
-  skel->rodata->tcl_inbound_timeout_ns = conf->inbound_timeout_ns;
+    err = bpf_map__set_max_entries(skel->maps.tcl_first_syn, conf->max_inflight);
   if (err == 0) /* an upper bound: entries are allocated when first used */
     err = bpf_map__set_max_entries(skel->maps.tcl_stats, tcl_bpf_stats_entries(conf));
   if (err == 0)
@@ -367,83 +357,202 @@ static int tcl_bpf_try(const tcl_conf_t *conf, tcl_attach_mode_t mode,
     /* unused: the smallest ring buffer there is (one page) */
     err = bpf_map__set_max_entries(skel->maps.tcl_events,
                                    (__u32)sysconf(_SC_PAGESIZE));
-  if (err == 0)
-    err = bpf_program__set_autoload(skel->progs.tcl_tp_btf,
-                                    mode == TCL_ATTACH_TP_BTF);
-  if (err == 0)
-    err = bpf_program__set_autoload(skel->progs.tcl_tracepoint,
-                                    mode == TCL_ATTACH_TRACEPOINT);
-  if (err == 0)
-    err = bpf_program__set_autoload(skel->progs.tcl_sockops,
-                                    conf->inbound && tcl_has_net_admin());
-  if (err != 0)
-    goto fail;
+  return err;
+}
 
-  *stage = "load";
-  err = tcpconnlat_bpf__load(skel);
-  if (err != 0)
-    goto fail;
+/* Exactly the programs of the plan's attach mode. */
+static int tcl_bpf_autoload(const tcl_conf_t *conf, const tcl_bpf_plan_t *plan,
+                            struct tcpconnlat_bpf *skel)
+{
+  bool btf = plan->mode == TCL_ATTACH_TP_BTF;
+  struct {
+    struct bpf_program *prog;
+    bool load;
+  } progs[] = {
+      {skel->progs.tcl_tp_btf, btf},
+      {skel->progs.tcl_tracepoint, !btf},
+      {skel->progs.tcl_retransmit_btf, btf},
+      {skel->progs.tcl_retransmit_tp, !btf},
+      {skel->progs.tcl_retransmit_synack_btf, btf && conf->inbound},
+      {skel->progs.tcl_retransmit_synack_tp, !btf && conf->inbound},
+      {skel->progs.tcl_sockops, plan->sockops},
+  };
 
-  *stage = "fill";
-  err = tcl_bpf_fill_maps(conf, skel);
-  if (err != 0)
-    goto fail;
-
-  *stage = "attach";
-  prog = mode == TCL_ATTACH_TP_BTF ? skel->progs.tcl_tp_btf
-                                   : skel->progs.tcl_tracepoint;
-  link = bpf_program__attach(prog);
-  if (link == NULL) {
-    err = -errno;
-    goto fail;
+  for (size_t i = 0; i < STATIC_ARRAY_SIZE(progs); i++) {
+    int err = bpf_program__set_autoload(progs[i].prog, progs[i].load);
+    if (err != 0)
+      return err;
   }
-  /* Kept in the skeleton so that destroy detaches it. */
-  if (mode == TCL_ATTACH_TP_BTF)
-    skel->links.tcl_tp_btf = link;
-  else
-    skel->links.tcl_tracepoint = link;
+  return 0;
+}
 
-  if (conf->inbound && !tcl_has_net_admin())
-    snprintf(bpf->inbound_error, sizeof(bpf->inbound_error),
-             "collectd lacks CAP_NET_ADMIN, which sock_ops programs need");
-  else if (conf->inbound)
-    bpf->inbound = tcl_bpf_attach_inbound(skel, bpf->inbound_error,
-                                          sizeof(bpf->inbound_error));
+/* Opens the skeleton and sets everything that must be fixed before load. */
+static int tcl_bpf_open(const tcl_conf_t *conf, const tcl_bpf_plan_t *plan,
+                        struct tcpconnlat_bpf **out, const char **stage,
+                        char *errbuf, size_t errlen)
+{
+  LIBBPF_OPTS(bpf_object_open_opts, opts);
+  struct tcpconnlat_bpf *skel;
+  int err;
 
+  if (conf->btf_path[0] != '\0')
+    opts.btf_custom_path = conf->btf_path;
+  *stage = "open";
+  skel = tcpconnlat_bpf__open_opts(&opts);
+  if (skel == NULL)
+    return errno ? errno : EINVAL;
+  *out = skel;
+
+  *stage = "cgroup";
+  err = tcl_bpf_cgroups(conf, skel, errbuf, errlen);
+  if (err != 0)
+    return err;
+
+  *stage = "size";
+  tcl_bpf_settings(conf, skel);
+  skel->rodata->tcl_start_in_sk = plan->start_in_sk;
+  err = tcl_bpf_netns(conf, skel);
+  if (err == 0)
+    err = tcl_bpf_size(conf, plan, skel);
+  if (err == 0)
+    err = tcl_bpf_autoload(conf, plan, skel);
+  return err;
+}
+
+/* Attaches the plan's tracing programs; the skeleton keeps the links so
+ * that destroy detaches them. */
+static int tcl_bpf_attach(const tcl_conf_t *conf, const tcl_bpf_plan_t *plan,
+                          struct tcpconnlat_bpf *skel)
+{
+  bool btf = plan->mode == TCL_ATTACH_TP_BTF;
+  struct {
+    struct bpf_program *prog;
+    struct bpf_link **link;
+    bool wanted;
+  } attach[] = {
+      {btf ? skel->progs.tcl_tp_btf : skel->progs.tcl_tracepoint,
+       btf ? &skel->links.tcl_tp_btf : &skel->links.tcl_tracepoint, true},
+      {btf ? skel->progs.tcl_retransmit_btf : skel->progs.tcl_retransmit_tp,
+       btf ? &skel->links.tcl_retransmit_btf : &skel->links.tcl_retransmit_tp,
+       true},
+      {btf ? skel->progs.tcl_retransmit_synack_btf
+           : skel->progs.tcl_retransmit_synack_tp,
+       btf ? &skel->links.tcl_retransmit_synack_btf
+           : &skel->links.tcl_retransmit_synack_tp,
+       conf->inbound},
+  };
+
+  for (size_t i = 0; i < STATIC_ARRAY_SIZE(attach); i++) {
+    if (!attach[i].wanted)
+      continue;
+    *attach[i].link = bpf_program__attach(attach[i].prog);
+    if (*attach[i].link == NULL)
+      return errno ? errno : EINVAL;
+  }
+  return 0;
+}
+
+/* The descriptors the plugin reads, from a loaded and attached skeleton. */
+static void tcl_bpf_keep(struct tcpconnlat_bpf *skel, const tcl_bpf_plan_t *plan,
+                         tcl_bpf_t *bpf)
+{
   bpf->skel = skel;
-  bpf->mode = mode;
+  bpf->mode = plan->mode;
   bpf->stats_fd = bpf_map__fd(skel->maps.tcl_stats);
   bpf->fixed_fd = bpf_map__fd(skel->maps.tcl_fixed);
   bpf->series_fd = bpf_map__fd(skel->maps.tcl_series);
-  bpf->prog_fd = bpf_program__fd(prog);
+  bpf->prog_fd = bpf_program__fd(plan->mode == TCL_ATTACH_TP_BTF
+                                     ? skel->progs.tcl_tp_btf
+                                     : skel->progs.tcl_tracepoint);
   bpf->events_fd = bpf_map__fd(skel->maps.tcl_events);
-  bpf->synrecv_fd = bpf_map__fd(skel->maps.tcl_synrecv);
-  if (bpf->inbound) {
-    /* The plugin expires handshakes that never end in place (see
-     * tcl_drain_expire_handshakes). */
-    size_t page = (size_t)sysconf(_SC_PAGESIZE);
-    uint32_t sets = bpf_map__max_entries(skel->maps.tcl_synrecv);
-    size_t len = ((size_t)sets * sizeof(struct tcl_syn_set) + page - 1) / page * page;
-    void *p = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_SHARED,
-                   bpf->synrecv_fd, 0);
-
-    if (p == MAP_FAILED) {
-      WARNING("tcpconnlat plugin: Inbound: cannot map the handshake table "
-              "(%s): handshakes that never complete will not be counted",
-              STRERRNO);
-    } else {
-      bpf->syn_sets = p;
-      bpf->syn_nsets = sets;
-      bpf->syn_len = len;
-    }
-  }
   bpf->free_ids_fd = bpf_map__fd(skel->maps.tcl_free_ids);
   bpf->counters_fd = bpf_map__fd(skel->maps.tcl_counters);
-  return 0;
+}
 
-fail:
-  tcpconnlat_bpf__destroy(skel);
-  return err < 0 ? -err : (err ? err : EINVAL);
+/* One attempt with one plan. On failure nothing stays loaded and *stage
+ * says where it failed. */
+static int tcl_bpf_try(const tcl_conf_t *conf, const tcl_bpf_plan_t *plan,
+                       tcl_bpf_t *bpf, const char **stage, char *errbuf,
+                       size_t errlen)
+{
+  struct tcpconnlat_bpf *skel = NULL;
+  int err;
+
+  err = tcl_bpf_open(conf, plan, &skel, stage, errbuf, errlen);
+  if (err == 0) {
+    *stage = "load";
+    err = tcpconnlat_bpf__load(skel);
+  }
+  if (err == 0) {
+    *stage = "fill";
+    err = tcl_bpf_fill_maps(conf, skel);
+  }
+  if (err == 0) {
+    *stage = "attach";
+    err = tcl_bpf_attach(conf, plan, skel);
+  }
+  if (err != 0) {
+    tcpconnlat_bpf__destroy(skel);
+    return err < 0 ? -err : err;
+  }
+  if (plan->sockops)
+    bpf->requests = tcl_bpf_attach_sockops(skel, bpf->requests_error,
+                                           sizeof(bpf->requests_error));
+  tcl_bpf_keep(skel, plan, bpf);
+  return 0;
+}
+
+/*
+ * Tries a plan, and again without each optional part in turn when the
+ * kernel rejects the load: request counting (sock_ops), then socket-local
+ * start records. What was given up is said in bpf->requests_error.
+ */
+static int tcl_bpf_try_plan(const tcl_conf_t *conf, tcl_bpf_plan_t *plan,
+                            tcl_bpf_t *bpf, const char **stage, char *errbuf,
+                            size_t errlen)
+{
+  char ebuf[128];
+  int err, sockops_err = 0;
+
+  for (;;) {
+    err = tcl_bpf_try(conf, plan, bpf, stage, errbuf, errlen);
+    if (err == 0 || strcmp(*stage, "load") != 0)
+      break;
+    if (plan->sockops) {
+      plan->sockops = false;
+      sockops_err = err;
+    } else if (plan->start_in_sk) {
+      plan->start_in_sk = false;
+    } else {
+      break;
+    }
+  }
+  if (err == 0 && sockops_err != 0)
+    snprintf(bpf->requests_error, sizeof(bpf->requests_error),
+             "the kernel rejected the sock_ops program that counts them (%s)",
+             tcl_strerror(sockops_err, ebuf, sizeof(ebuf)));
+  return err;
+}
+
+/* Request counting needs a sock_ops program: CAP_NET_ADMIN, and with
+ * OwnNetnsOnly a netns cookie to compare with. */
+static bool tcl_bpf_sockops_possible(const tcl_conf_t *conf, char *why,
+                                     size_t len)
+{
+  if (!conf->inbound)
+    return false;
+  if (!tcl_has_net_admin()) {
+    snprintf(why, len,
+             "collectd lacks CAP_NET_ADMIN, which sock_ops programs need");
+    return false;
+  }
+  if (conf->own_netns_only && tcl_bpf_own_netns_cookie() == 0) {
+    snprintf(why, len,
+             "OwnNetnsOnly needs network namespace cookies (Linux 5.14) to "
+             "tell requests of this namespace apart");
+    return false;
+  }
+  return true;
 }
 
 /* One sentence for a failed attempt: what is missing and what to do. */
@@ -529,7 +638,7 @@ int tcl_bpf_start(const tcl_conf_t *conf, tcl_bpf_t *bpf, char *errbuf,
 
   memset(bpf, 0, sizeof(*bpf));
   bpf->stats_fd = bpf->fixed_fd = bpf->counters_fd = bpf->series_fd = bpf->free_ids_fd = -1;
-  bpf->prog_fd = bpf->stats_enable_fd = bpf->events_fd = bpf->synrecv_fd = -1;
+  bpf->prog_fd = bpf->stats_enable_fd = bpf->events_fd = -1;
 
   if (access(btf, R_OK) != 0) {
     snprintf(errbuf, errlen,
@@ -557,8 +666,14 @@ int tcl_bpf_start(const tcl_conf_t *conf, tcl_bpf_t *bpf, char *errbuf,
 
   for (size_t i = 0; i < nmodes; i++) {
     const char *stage = "";
+    tcl_bpf_plan_t plan = {
+        .mode = modes[i],
+        .sockops = tcl_bpf_sockops_possible(conf, bpf->requests_error,
+                                            sizeof(bpf->requests_error)),
+        .start_in_sk = modes[i] == TCL_ATTACH_TP_BTF && tcl_bpf_keeps_start(conf),
+    };
 
-    err = tcl_bpf_try(conf, modes[i], bpf, &stage, reason, sizeof(reason));
+    err = tcl_bpf_try_plan(conf, &plan, bpf, &stage, reason, sizeof(reason));
     if (err == 0) {
       if (conf->collect_bpf_stats) {
         /* Kernel-wide until the fd is closed; costs two clock reads a run. */
@@ -597,7 +712,7 @@ int tcl_bpf_prog_stats(const tcl_bpf_t *bpf, tcl_prog_stats_t *out)
   out->run_cnt = info.run_cnt;
   out->run_time_ns = info.run_time_ns;
   out->recursion_misses = info.recursion_misses;
-  if (bpf->inbound && bpf->skel != NULL) {
+  if (bpf->requests && bpf->skel != NULL) {
     memset(&info, 0, sizeof(info));
     len = sizeof(info);
     if (bpf_obj_get_info_by_fd(bpf_program__fd(bpf->skel->progs.tcl_sockops),
@@ -614,14 +729,10 @@ void tcl_bpf_stop(tcl_bpf_t *bpf)
   if (bpf->stats_enable_fd >= 0)
     close(bpf->stats_enable_fd);
   bpf->stats_enable_fd = -1;
-  if (bpf->syn_sets != NULL)
-    munmap(bpf->syn_sets, bpf->syn_len);
-  bpf->syn_sets = NULL;
-  bpf->syn_nsets = 0;
   if (bpf->skel != NULL)
     tcpconnlat_bpf__destroy(bpf->skel);
   bpf->skel = NULL;
   bpf->stats_fd = bpf->fixed_fd = bpf->counters_fd = bpf->series_fd = bpf->free_ids_fd = -1;
-  bpf->prog_fd = bpf->events_fd = bpf->synrecv_fd = -1;
-  bpf->inbound = false;
+  bpf->prog_fd = bpf->events_fd = -1;
+  bpf->requests = false;
 }

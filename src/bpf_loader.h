@@ -6,7 +6,6 @@
 #include "conf.h"
 
 struct tcpconnlat_bpf; /* the generated skeleton */
-struct tcl_syn_set;
 
 typedef struct {
   struct tcpconnlat_bpf *skel;
@@ -18,12 +17,9 @@ typedef struct {
   int free_ids_fd; /* queue of unused series ids */
   int prog_fd;     /* the attached program */
   int events_fd;   /* ring buffer of slow and failed connects */
-  int synrecv_fd;  /* inbound handshakes in progress */
-  struct tcl_syn_set *syn_sets; /* ... mapped, or NULL */
-  uint32_t syn_nsets;
-  size_t syn_len;
-  bool inbound;    /* the sock_ops program is attached */
-  char inbound_error[512]; /* why not, when Inbound is on */
+  bool requests;   /* Inbound: the sock_ops program counting connection
+                    * requests is attached */
+  char requests_error[512]; /* why not, when Inbound is on */
   int stats_enable_fd; /* CollectBpfStats: keeps run-time stats on */
 } tcl_bpf_t;
 
@@ -31,7 +27,7 @@ typedef struct {
   uint64_t run_cnt;          /* 0 unless run-time stats are on */
   uint64_t run_time_ns;
   uint64_t recursion_misses; /* runs the kernel skipped (nested on a CPU) */
-  uint64_t sockops_run_cnt;  /* the sock_ops program (Inbound), likewise */
+  uint64_t sockops_run_cnt;  /* the sock_ops program (requests), likewise */
   uint64_t sockops_run_time_ns;
 } tcl_prog_stats_t;
 
@@ -45,9 +41,6 @@ int tcl_bpf_prog_stats(const tcl_bpf_t *bpf, tcl_prog_stats_t *out);
  */
 int tcl_bpf_start(const tcl_conf_t *conf, tcl_bpf_t *bpf, char *errbuf,
                   size_t errlen);
-
-/* Sets of the in-flight table for MaxInflight (ways, rounded up). */
-uint32_t tcl_bpf_inflight_sets(uint32_t max_inflight);
 
 /* Detaches and frees everything tcl_bpf_start created. Idempotent. */
 void tcl_bpf_stop(tcl_bpf_t *bpf);

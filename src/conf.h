@@ -66,7 +66,6 @@ typedef struct {
 
   /* Inbound handshakes */
   bool inbound;
-  uint64_t inbound_timeout_ns;
   uint16_t lports[TCL_MAX_PORTS];
   size_t lports_num;
   uint16_t ignore_lports[TCL_MAX_PORTS];

@@ -77,7 +77,6 @@ void tcl_conf_init(tcl_conf_t *conf)
   conf->series_timeout = TCL_DEFAULT_SERIES_TIMEOUT;
   conf->max_notifications = TCL_DEFAULT_MAX_NOTIFICATIONS;
   conf->inbound = true;
-  conf->inbound_timeout_ns = TCL_DEFAULT_INBOUND_TIMEOUT * 1000000000ULL;
   conf->interface_timeout = TCL_DEFAULT_INTERFACE_TIMEOUT;
 }
 
@@ -674,9 +673,14 @@ int tcl_conf_parse(tcl_conf_t *conf, oconfig_item_t *ci)
     else if (strcasecmp("Inbound", child->key) == 0)
       tcl_conf_boolean(conf, child, &conf->inbound);
     else if (strcasecmp("InboundTimeout", child->key) == 0) {
+      /* Handshakes are timed from the kernel's own fields now: nothing
+       * waits for them to expire. Still accepted so that old
+       * configurations keep loading. */
       uint32_t t = TCL_DEFAULT_INBOUND_TIMEOUT;
       tcl_conf_single_whole(conf, child, 1, 86400, &t);
-      conf->inbound_timeout_ns = (uint64_t)t * 1000000000ULL;
+      WARNING("tcpconnlat plugin: InboundTimeout has no effect any more "
+              "(handshakes that never complete are the requests total less "
+              "the established one); remove it.");
     } else if (strcasecmp("LocalPort", child->key) == 0)
       tcl_conf_ports(conf, child, conf->lports, &conf->lports_num);
     else if (strcasecmp("IgnoreLocalPort", child->key) == 0)

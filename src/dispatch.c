@@ -84,7 +84,8 @@ void tcl_dispatch_begin(cdtime_t now)
 void tcl_dispatch_series(const tcl_conf_t *conf, const char *instance,
                          const tcl_entry_t *delta, size_t ndelta,
                          const tcl_entry_t *cum, size_t ncum,
-                         double interval_s, uint32_t reasons)
+                         double interval_s, uint32_t reasons,
+                         uint32_t totals)
 {
   size_t nhist = tcl_histogram_len(delta, ndelta);
   size_t ncumhist = tcl_histogram_len(cum, ncum);
@@ -120,38 +121,47 @@ void tcl_dispatch_series(const tcl_conf_t *conf, const char *instance,
                  (value_t){.gauge = (double)counts[i] / interval_s});
   }
 
+  uint64_t failures[TCL_NREASONS] = {0};
+  uint64_t retransmitted = 0, requests = 0;
+
   for (size_t i = 0; i < ncumhist; i++)
     established += cum[i].count;
+  for (size_t i = ncumhist; i < ncum; i++) {
+    uint32_t slot = cum[i].slot;
+
+    if (slot == TCL_SLOT_UNTIMED)
+      established += cum[i].count; /* established, latency unknown */
+    else if (slot == TCL_SLOT_RETRANSMITTED)
+      retransmitted += cum[i].count;
+    else if (slot == TCL_SLOT_REQUESTS)
+      requests += cum[i].count;
+    else if (slot - TCL_SLOT_FAILURE_BASE < TCL_NREASONS)
+      failures[slot - TCL_SLOT_FAILURE_BASE] += cum[i].count;
+  }
   tcl_submit(instance, "total_connections", "established",
              (value_t){.derive = (derive_t)established});
+  if (totals & TCL_TOTAL_SYN_RETRANSMITTED)
+    tcl_submit(instance, "total_connections", "syn_retransmitted",
+               (value_t){.derive = (derive_t)retransmitted});
+  if (totals & TCL_TOTAL_SYNACK_RETRANSMITTED)
+    tcl_submit(instance, "total_connections", "synack_retransmitted",
+               (value_t){.derive = (derive_t)retransmitted});
+  if (totals & TCL_TOTAL_REQUESTS)
+    tcl_submit(instance, "total_connections", "requests",
+               (value_t){.derive = (derive_t)requests});
 
-  if (conf->report_failures) {
-    uint64_t failures[TCL_NREASONS] = {0};
-
-    for (size_t i = ncumhist; i < ncum; i++) {
-      uint32_t reason = cum[i].slot - TCL_SLOT_FAILURE_BASE;
-      if (reason < TCL_NREASONS)
-        failures[reason] += cum[i].count;
-    }
+  if (conf->report_failures)
     for (size_t r = 0; r < TCL_NREASONS; r++)
       if (reasons & (1u << r))
         tcl_submit(instance, "total_connections", tcl_reason_names[r],
-                 (value_t){.derive = (derive_t)failures[r]});
-  }
+                   (value_t){.derive = (derive_t)failures[r]});
 }
 
 void tcl_dispatch_self(const struct tcl_counters *c, const tcl_self_t *self)
 {
-  uint64_t gone = c->completed + c->evicted;
-  uint64_t inflight = c->started > gone ? c->started - gone : 0;
-
-  tcl_submit("self", "gauge", "inflight", (value_t){.gauge = (double)inflight});
-  tcl_submit("self", "derive", "inflight_dropped",
-             (value_t){.derive = (derive_t)c->dropped});
-  tcl_submit("self", "derive", "inflight_evicted",
-             (value_t){.derive = (derive_t)c->evicted});
-  tcl_submit("self", "derive", "unmatched",
-             (value_t){.derive = (derive_t)c->unmatched});
+  if (self->keeps_start)
+    tcl_submit("self", "derive", "no_start",
+               (value_t){.derive = (derive_t)c->no_start});
   tcl_submit("self", "derive", "stats_dropped",
              (value_t){.derive = (derive_t)c->stats_full});
   tcl_submit("self", "derive", "filtered",
@@ -179,13 +189,7 @@ void tcl_dispatch_self(const struct tcl_counters *c, const tcl_self_t *self)
     tcl_submit("self", "derive", "bpf_run_time_ns",
                (value_t){.derive = (derive_t)self->run_time_ns});
   }
-  if (self->inbound) {
-    tcl_submit("self", "derive", "inbound_started",
-               (value_t){.derive = (derive_t)c->inbound_started});
-    tcl_submit("self", "derive", "inbound_evicted",
-               (value_t){.derive = (derive_t)c->inbound_evicted});
-    tcl_submit("self", "derive", "inbound_dropped",
-               (value_t){.derive = (derive_t)c->inbound_dropped});
+  if (self->requests) {
     if (self->has_run_stats) {
       tcl_submit("self", "derive", "sockops_run_count",
                  (value_t){.derive = (derive_t)self->sockops_run_cnt});

@@ -20,11 +20,19 @@ void tcl_dispatch_begin(cdtime_t now);
 void tcl_dispatch_series(const tcl_conf_t *conf, const char *instance,
                          const tcl_entry_t *delta, size_t ndelta,
                          const tcl_entry_t *cum, size_t ncum,
-                         double interval_s, uint32_t reasons);
+                         double interval_s, uint32_t reasons,
+                         uint32_t totals);
 
-/* Which failure totals a series reports (bit per enum tcl_reason). */
+/* Which failure totals a series reports (bit per enum tcl_reason). Inbound
+ * handshakes that never complete have no outcome the kernel reports: the
+ * requests total less the established one says how many. */
 #define TCL_REASONS_OUTBOUND ((1u << TCL_NREASONS) - 1)
-#define TCL_REASONS_INBOUND (1u << TCL_REASON_TIMEOUT)
+#define TCL_REASONS_INBOUND 0u
+
+/* Which other totals a series reports. */
+#define TCL_TOTAL_SYN_RETRANSMITTED (1u << 0)    /* outbound series */
+#define TCL_TOTAL_SYNACK_RETRANSMITTED (1u << 1) /* inbound series */
+#define TCL_TOTAL_REQUESTS (1u << 2) /* inbound, with request counting */
 
 /* The plugin's own health: plugin instance "self". */
 typedef struct {
@@ -34,7 +42,8 @@ typedef struct {
   bool has_run_stats;       /* CollectBpfStats */
   uint64_t run_cnt;
   uint64_t run_time_ns;
-  bool inbound;             /* the sock_ops program is attached */
+  bool requests;            /* the sock_ops program is attached */
+  bool keeps_start;         /* start records are kept (Pid, Process, ...) */
   uint64_t sockops_run_cnt; /* with has_run_stats */
   uint64_t sockops_run_time_ns;
   double read_seconds;      /* this read callback so far */

@@ -3,7 +3,6 @@
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
@@ -209,73 +208,6 @@ int tcl_drain_stats(tcl_drain_t *d, int fd, int fixed_fd, tcl_snapshot_t *out)
   return 0;
 }
 
-/* Adds n to one slot from user space (CPU 0's value): "inbound" lives in
- * the fixed array, inbound per port in the stats hash. Only user space
- * writes these slots (handshake timeouts). */
-static int tcl_drain_bump(tcl_drain_t *d, int stats_fd, int fixed_fd,
-                          __u32 series, __u32 slot, uint64_t n)
-{
-  size_t vstride = TCL_PERCPU_STRIDE(sizeof(struct tcl_stats_value));
-  struct tcl_stats_key key = {.series = series, .slot = slot};
-  __u32 idx = TCL_FIXED_INBOUND * TCL_NSLOTS + slot;
-  const void *k = &key;
-  struct tcl_stats_value *v0;
-  int fd = stats_fd;
-
-  if (series == TCL_SERIES_INBOUND) {
-    fd = fixed_fd;
-    k = &idx;
-  }
-  memset(d->values, 0, vstride * (size_t)d->ncpus);
-  if (bpf_map_lookup_elem(fd, k, d->values) != 0 && errno != ENOENT)
-    return errno;
-  v0 = d->values;
-  v0->count += n;
-  return bpf_map_update_elem(fd, k, d->values, BPF_ANY) ? errno : 0;
-}
-
-uint64_t tcl_drain_expire_handshakes(tcl_drain_t *d, struct tcl_syn_set *sets,
-                                     uint32_t nsets, int stats_fd,
-                                     int fixed_fd, uint64_t timeout_ns,
-                                     bool by_port)
-{
-  struct timespec ts;
-  uint64_t now, expired = 0;
-
-  if (sets == NULL)
-    return 0;
-  clock_gettime(CLOCK_MONOTONIC, &ts); /* bpf_ktime_get_ns()'s clock */
-  now = (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec;
-  for (uint32_t i = 0; i < nsets; i++) {
-    for (int j = 0; j < TCL_SYN_WAYS; j++) {
-      struct tcl_syn_way *w = &sets[i].way[j];
-      uint64_t o = __atomic_load_n(&w->owner, __ATOMIC_ACQUIRE), start;
-      uint32_t lport;
-
-      if (o == 0 || o == TCL_INFLIGHT_BUSY)
-        continue;
-      start = __atomic_load_n(&w->start_ns, __ATOMIC_RELAXED);
-      lport = __atomic_load_n(&w->lport, __ATOMIC_RELAXED);
-      if (now < start || now - start < timeout_ns)
-        continue;
-      /* Release the way as the kernel does; if the handshake completed or
-       * a newer one took the way meanwhile, it is not ours to count. */
-      if (!__atomic_compare_exchange_n(&w->owner, &o, 0, false,
-                                       __ATOMIC_SEQ_CST, __ATOMIC_RELAXED))
-        continue;
-      expired++;
-      if (by_port)
-        tcl_drain_bump(d, stats_fd, fixed_fd,
-                       TCL_SERIES_INBOUND_PORT | (lport & 0xffff),
-                       TCL_SLOT_FAILURE_BASE + TCL_REASON_TIMEOUT, 1);
-    }
-  }
-  if (!by_port && expired > 0)
-    tcl_drain_bump(d, stats_fd, fixed_fd, TCL_SERIES_INBOUND,
-                   TCL_SLOT_FAILURE_BASE + TCL_REASON_TIMEOUT, expired);
-  return expired;
-}
-
 int tcl_drain_counters(tcl_drain_t *d, int fd, struct tcl_counters *out)
 {
   size_t stride = TCL_PERCPU_STRIDE(sizeof(struct tcl_counters));
@@ -288,18 +220,11 @@ int tcl_drain_counters(tcl_drain_t *d, int fd, struct tcl_counters *out)
   for (int cpu = 0; cpu < d->ncpus; cpu++) {
     const struct tcl_counters *c =
         (const void *)(buf + (size_t)cpu * stride);
-    out->started += c->started;
-    out->completed += c->completed;
-    out->dropped += c->dropped;
-    out->unmatched += c->unmatched;
+    out->no_start += c->no_start;
     out->stats_full += c->stats_full;
     out->filtered += c->filtered;
     out->overflow += c->overflow;
     out->events_lost += c->events_lost;
-    out->inbound_started += c->inbound_started;
-    out->inbound_dropped += c->inbound_dropped;
-    out->evicted += c->evicted;
-    out->inbound_evicted += c->inbound_evicted;
   }
   return 0;
 }

@@ -25,17 +25,6 @@ void tcl_drain_free(tcl_drain_t *d);
 int tcl_drain_stats(tcl_drain_t *d, int stats_fd, int fixed_fd,
                     tcl_snapshot_t *out);
 
-/*
- * Inbound handshakes that never completed: ways of the mapped handshake
- * table older than timeout_ns are released and counted as "timeout" in their
- * series (only user space writes that slot of inbound series). Returns how
- * many.
- */
-uint64_t tcl_drain_expire_handshakes(tcl_drain_t *d, struct tcl_syn_set *sets,
-                                     uint32_t nsets, int stats_fd,
-                                     int fixed_fd, uint64_t timeout_ns,
-                                     bool by_port);
-
 /* The event counters, CPUs summed. */
 int tcl_drain_counters(tcl_drain_t *d, int counters_fd,
                        struct tcl_counters *out);

@@ -743,7 +743,7 @@ int tcl_iface_read(double interval_s, const tcl_conf_t *conf)
       d = tcl_iface_series_entries(&tcl_iface.delta, s, &nd);
       c = tcl_iface_series_entries(&tcl_iface.cur, s, &nc);
       /* No failure reasons here: the handshakes' own counters follow. */
-      tcl_dispatch_series(conf, instance, d, nd, c, nc, interval_s, 0);
+      tcl_dispatch_series(conf, instance, d, nd, c, nc, interval_s, 0, 0);
       tcl_iface_evictions(s, &before[s], &after[s]);
       tcl_iface_dispatch_counters(instance, &after[s], &tcl_iface.user[s]);
     }

@@ -182,7 +182,7 @@ size_t tcl_labels_instance(const struct tcl_labels *l, uint32_t by,
     }
   }
   if (by & TCL_BY_NETNS) {
-    snprintf(value, sizeof(value), "%u", (unsigned)l->netns);
+    snprintf(value, sizeof(value), "%llu", (unsigned long long)l->netns);
     tcl_pair(&b, "netns", value, strlen(value), false);
   }
   if (by & TCL_BY_FAMILY) {

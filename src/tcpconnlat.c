@@ -126,26 +126,34 @@ static int tcpconnlat_init(void)
   }
 
   tcl_running = true;
-  if (conf.inbound && tcl_bpf.inbound)
-    INFO("tcpconnlat plugin: measuring inbound handshakes through a sock_ops "
-         "program on the cgroup v2 root.");
+  if (conf.inbound && tcl_bpf.requests)
+    INFO("tcpconnlat plugin: measuring inbound handshakes; connection "
+         "requests are counted by a sock_ops program on the cgroup v2 root.");
   else if (conf.inbound)
-    WARNING("tcpconnlat plugin: inbound handshake latency is off: %s; "
-            "connects are measured as usual. Set \"Inbound false\" to "
-            "silence this.",
-            tcl_bpf.inbound_error);
-  INFO("tcpconnlat plugin: measuring TCP connect latency through %s "
-       "(MaxInflight %u).",
+    WARNING("tcpconnlat plugin: inbound handshakes are measured, but "
+            "connection requests are not counted: %s.",
+            tcl_bpf.requests_error);
+  INFO("tcpconnlat plugin: measuring TCP connect latency through %s.",
        tcl_bpf.mode == TCL_ATTACH_TP_BTF
-           ? "the BTF raw tracepoint (tp_btf) sock:inet_sock_set_state"
-           : "the classic tracepoint sock:inet_sock_set_state",
-       conf.max_inflight);
+           ? "the BTF raw tracepoints (tp_btf) sock:inet_sock_set_state and "
+             "tcp:tcp_retransmit_skb"
+           : "the classic tracepoints sock:inet_sock_set_state and "
+             "tcp:tcp_retransmit_skb");
   return 0;
 }
 
 static bool tcl_is_inbound(uint32_t id)
 {
   return id == TCL_SERIES_INBOUND || (id & TCL_SERIES_INBOUND_PORT);
+}
+
+/* The totals a series reports besides established. */
+static uint32_t tcl_series_totals(bool inbound)
+{
+  if (!inbound)
+    return TCL_TOTAL_SYN_RETRANSMITTED;
+  return TCL_TOTAL_SYNACK_RETRANSMITTED |
+         (tcl_bpf.requests ? TCL_TOTAL_REQUESTS : 0);
 }
 
 /* Dispatches every series of the snapshot: cur and delta are both sorted by
@@ -177,16 +185,17 @@ static void tcpconnlat_dispatch_all(double interval_s)
       tcl_dispatch_series(&conf, instance, tcl_delta.entries + db, d - db,
                           tcl_cur.entries + cb, c - cb, interval_s,
                           tcl_is_inbound(id) ? TCL_REASONS_INBOUND
-                                             : TCL_REASONS_OUTBOUND);
+                                             : TCL_REASONS_OUTBOUND,
+                          tcl_series_totals(tcl_is_inbound(id)));
   }
   /* Before the first connect the kernel has no entry yet: "all" (and
    * "inbound") still report their zero totals and NaN latencies. */
   if (!all_seen && conf.report_total)
     tcl_dispatch_series(&conf, "all", NULL, 0, NULL, 0, interval_s,
-                        TCL_REASONS_OUTBOUND);
-  if (!inbound_seen && tcl_bpf.inbound && !(conf.by & TCL_BY_LOCAL_PORT))
+                        TCL_REASONS_OUTBOUND, tcl_series_totals(false));
+  if (!inbound_seen && conf.inbound && !(conf.by & TCL_BY_LOCAL_PORT))
     tcl_dispatch_series(&conf, "inbound", NULL, 0, NULL, 0, interval_s,
-                        TCL_REASONS_INBOUND);
+                        TCL_REASONS_INBOUND, tcl_series_totals(true));
 }
 
 static int tcpconnlat_read(void)
@@ -203,11 +212,6 @@ static int tcpconnlat_read(void)
     return -1;
   tcl_dispatch_begin(begin);
 
-  if (tcl_bpf.inbound)
-    tcl_drain_expire_handshakes(&tcl_drain, tcl_bpf.syn_sets, tcl_bpf.syn_nsets,
-                                tcl_bpf.stats_fd, tcl_bpf.fixed_fd,
-                                conf.inbound_timeout_ns,
-                                (conf.by & TCL_BY_LOCAL_PORT) != 0);
   status = tcl_drain_stats(&tcl_drain, tcl_bpf.stats_fd, tcl_bpf.fixed_fd, &tcl_cur);
   if (status != 0) {
     ERROR("tcpconnlat plugin: reading the stats map failed: %s",
@@ -228,8 +232,10 @@ static int tcpconnlat_read(void)
     tcl_iface_read(interval_s, &conf);
 
   self.series = tcl_series.live;
-  self.inbound = tcl_bpf.inbound;
+  self.requests = tcl_bpf.requests;
   self.notifying = conf.slow_threshold_ns > 0 || conf.notify_failures;
+  self.keeps_start = (conf.by & TCL_BY_PROCESS) || conf.pids_num > 0 ||
+                     conf.comms_num > 0 || self.notifying;
   tcl_notify_totals(&self.notifications_sent, &self.notifications_dropped);
   self.series_expired = tcl_series.expired;
   if (tcl_bpf_prog_stats(&tcl_bpf, &ps) == 0) {

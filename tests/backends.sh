@@ -222,8 +222,8 @@ while read -r type ti; do
 	esac
 	prom_get "$fam" "$ti" >/dev/null || fail "write_prometheus: no $fam{tcpconnlat=\"all\",type=\"$ti\",instance=\"$HOST\"}"
 done < <(be_expected_values)
-prom_get collectd_tcpconnlat_gauge inflight self >/dev/null || fail "write_prometheus: no self inflight gauge"
-prom_get collectd_tcpconnlat_derive_total unmatched self >/dev/null || fail "write_prometheus: no self unmatched counter"
+prom_get collectd_tcpconnlat_gauge series self >/dev/null || fail "write_prometheus: no self series gauge"
+prom_get collectd_tcpconnlat_derive_total filtered self >/dev/null || fail "write_prometheus: no self filtered counter"
 grep -qx '# TYPE collectd_tcpconnlat_total_connections_total counter' "$TCL_WORK/prom.txt" || fail "totals are not a counter"
 grep -qx '# TYPE collectd_tcpconnlat_bucket gauge' "$TCL_WORK/prom.txt" || fail "buckets are not a gauge"
 grep -qx '# TYPE collectd_tcpconnlat_latency gauge' "$TCL_WORK/prom.txt" || fail "latencies are not a gauge"

@@ -80,8 +80,8 @@ expect_established() { # INSTANCE WANT
 # After the counts are reached, two more intervals must not add anything.
 settle() {
 	local rows
-	rows=$(csv_rows tcpconnlat-self/gauge-inflight)
-	wait_rows tcpconnlat-self/gauge-inflight $((rows + 2))
+	rows=$(csv_rows tcpconnlat-self/gauge-series)
+	wait_rows tcpconnlat-self/gauge-series $((rows + 2))
 }
 series_dirs() { find "$TCL_WORK/csv/$TCL_HOST" -maxdepth 1 -name 'tcpconnlat-*' -printf '%f\n' | sort; }
 # (Inbound stays at its default: its series, tcpconnlat-inbound, is not one
@@ -93,7 +93,7 @@ phase() { # NAME BLOCK [raw]: fresh collectd; unless raw, only A and B count
 	rm -rf "$TCL_WORK/csv"
 	collectd_start "$procs
 $2"
-	wait_rows tcpconnlat-self/gauge-inflight 1
+	wait_rows tcpconnlat-self/gauge-series 1
 	note "phase: $1"
 }
 

@@ -35,7 +35,7 @@ LoadPlugin exec
 <Plugin exec>
   NotificationExec \"nobody\" \"$TCL_WORK/notify-handler.sh\" \"$NOTES\"
 </Plugin>" ip netns exec "$BED_CLIENT_NS"
-	wait_rows tcpconnlat-self/gauge-inflight 1
+	wait_rows tcpconnlat-self/gauge-series 1
 }
 log_notes() { grep -c "Notification: .*plugin = tcpconnlat, .*type_instance = $1," "$TCL_WORK/collectd.log" || true; }
 _notes_at_least() { (($(log_notes "$1") >= $2)); }
@@ -74,8 +74,8 @@ fast=$(cat "$out4" "$out6" | awk '$1 == "ok" && $2 < 20000000' | wc -l)
 want=$((slow4 + slow6))
 wait_notes slow $want
 wait_until 10 "$want notifications through exec" _files_at_least slow $want
-rows=$(csv_rows tcpconnlat-self/gauge-inflight)
-wait_rows tcpconnlat-self/gauge-inflight $((rows + 2))
+rows=$(csv_rows tcpconnlat-self/gauge-series)
+wait_rows tcpconnlat-self/gauge-series $((rows + 2))
 [[ $(log_notes slow) -eq $want ]] || fail "$(log_notes slow) slow notifications, expected exactly $want"
 pass "exactly the $want delayed connects were notified ($fast fast ones were not)"
 
@@ -143,8 +143,8 @@ wait_notes refused 5
 wait_notes unreachable 3
 wait_notes timeout 2
 wait_notes aborted 4
-rows=$(csv_rows tcpconnlat-self/gauge-inflight)
-wait_rows tcpconnlat-self/gauge-inflight $((rows + 2))
+rows=$(csv_rows tcpconnlat-self/gauge-series)
+wait_rows tcpconnlat-self/gauge-series $((rows + 2))
 for r in refused:5 unreachable:3 timeout:2 aborted:4; do
 	[[ $(log_notes "${r%%:*}") -eq ${r#*:} ]] || fail "$(log_notes "${r%%:*}") ${r%%:*} notifications, expected ${r#*:}"
 done

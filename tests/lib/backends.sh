@@ -544,7 +544,7 @@ be_expected_values() {
 # Plugin instance "self" grows with the plugin: these four are required, and
 # any other must look like TYPE-NAME (lowercase, digits, "_").
 be_expected_self() {
-	printf '%s\n' "gauge inflight" "derive inflight_dropped" "derive unmatched" "derive stats_dropped"
+	printf '%s\n' "gauge series" "derive filtered" "derive series_overflow" "derive stats_dropped"
 }
 BE_SELF_RE='[a-z]+-[a-z0-9_]+'
 

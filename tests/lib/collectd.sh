@@ -304,8 +304,8 @@ _tcl_own_bpf_alive() {
 # (other collectds included).
 tcl_progs_loaded() {
 	local progs maps
-	progs=$(bpftool prog list 2>/dev/null | grep -cE 'name tcl_(tp_btf|tracepoint)' || true)
-	maps=$(bpftool map list 2>/dev/null | grep -cE 'name tcl_(inflight|stats|counters)' || true)
+	progs=$(bpftool prog list 2>/dev/null | grep -cE 'name tcl_(tp_btf|tracepoint|retransmit)' || true)
+	maps=$(bpftool map list 2>/dev/null | grep -cE 'name tcl_(first_syn|stats|counters)' || true)
 	echo $((progs + maps))
 }
 

@@ -349,28 +349,43 @@ static __always_inline struct cgroup *tcl_sock_cgroup(const struct sock *sk)
   return (val & 1) ? NULL : (struct cgroup *)val;
 }
 
-/* The id of a cgroup's ancestor at a level (itself at its own level). */
+/*
+ * The id of a cgroup's ancestor at a level (itself at its own level). One
+ * function per kernel layout, not inlined: clang would otherwise compute
+ * both layouts' field offsets before the branch, and the one the running
+ * kernel lacks is a relocation libbpf poisons.
+ */
+static __noinline __u64 tcl_cgroup_ancestor_ptrs(struct cgroup *cgrp,
+                                                 __u32 level)
+{
+  struct cgroup *anc = NULL;
+
+  bpf_probe_read_kernel(&anc, sizeof(anc),
+                        (char *)cgrp + bpf_core_field_offset(cgrp->ancestors) +
+                            level * sizeof(anc));
+  return BPF_CORE_READ(anc, kn, id);
+}
+
+static __noinline __u64 tcl_cgroup_ancestor_ids(struct cgroup *cgrp,
+                                                __u32 level)
+{
+  struct cgroup___ids *old = (void *)cgrp;
+  __u64 id = 0;
+
+  bpf_probe_read_kernel(&id, sizeof(id),
+                        (char *)cgrp + bpf_core_field_offset(old->ancestor_ids) +
+                            level * sizeof(id));
+  return id;
+}
+
 static __always_inline __u64 tcl_cgroup_ancestor(struct cgroup *cgrp,
                                                  __u32 level)
 {
-  __u64 id = 0;
-
   if (!cgrp || level > (__u32)BPF_CORE_READ(cgrp, level))
     return 0;
-  if (bpf_core_field_exists(cgrp->ancestors)) {
-    struct cgroup *anc = NULL;
-
-    bpf_probe_read_kernel(&anc, sizeof(anc),
-                          (char *)cgrp + bpf_core_field_offset(cgrp->ancestors) +
-                              level * sizeof(anc));
-    return BPF_CORE_READ(anc, kn, id);
-  }
-  bpf_probe_read_kernel(
-      &id, sizeof(id),
-      (char *)cgrp +
-          bpf_core_field_offset(((struct cgroup___ids *)cgrp)->ancestor_ids) +
-          level * sizeof(id));
-  return id;
+  if (bpf_core_field_exists(cgrp->ancestors))
+    return tcl_cgroup_ancestor_ptrs(cgrp, level);
+  return tcl_cgroup_ancestor_ids(cgrp, level);
 }
 
 static __always_inline bool tcl_cgroup_matches(const struct sock *sk)
@@ -409,8 +424,10 @@ static __always_inline __u8 tcl_read_addrs(const struct sock_common *skc,
     __builtin_memcpy(&raddr[12], &r, 4);
     return 4;
   }
-  BPF_CORE_READ_INTO(laddr, skc, skc_v6_rcv_saddr.in6_u.u6_addr8);
-  BPF_CORE_READ_INTO(raddr, skc, skc_v6_daddr.in6_u.u6_addr8);
+  /* not BPF_CORE_READ_INTO: the arrays are pointers here, and it reads
+   * sizeof(*dst) bytes */
+  bpf_core_read(laddr, 16, &skc->skc_v6_rcv_saddr);
+  bpf_core_read(raddr, 16, &skc->skc_v6_daddr);
   return tcl_v4_mapped(raddr) ? 4 : 6;
 }
 

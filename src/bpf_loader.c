@@ -25,12 +25,14 @@ static bool tcl_libbpf_verbose;
 static libbpf_print_fn_t tcl_libbpf_previous;
 static bool tcl_libbpf_routed;
 
+/* libbpf hands over a verifier log as one message of many lines: each line
+ * goes to collectd's log on its own, so none is cut at the log's line
+ * length. */
 static int tcl_libbpf_print(enum libbpf_print_level level, const char *format,
                             va_list ap)
 {
-  char msg[1024];
-  size_t len;
   int severity = LOG_DEBUG;
+  char *msg = NULL, *line, *save = NULL;
 
   if (tcl_libbpf_verbose) {
     if (level == LIBBPF_WARN)
@@ -38,12 +40,20 @@ static int tcl_libbpf_print(enum libbpf_print_level level, const char *format,
     else if (level == LIBBPF_INFO)
       severity = LOG_INFO;
   }
-  vsnprintf(msg, sizeof(msg), format, ap);
-  len = strlen(msg);
-  while (len > 0 && (msg[len - 1] == '\n' || msg[len - 1] == '\r'))
-    msg[--len] = '\0';
-  if (len > 0)
-    plugin_log(severity, "tcpconnlat plugin: libbpf: %s", msg);
+  va_list again;
+  int len;
+
+  va_copy(again, ap);
+  len = vsnprintf(NULL, 0, format, ap);
+  if (len >= 0 && (msg = malloc((size_t)len + 1)) != NULL)
+    vsnprintf(msg, (size_t)len + 1, format, again);
+  va_end(again);
+  if (msg == NULL)
+    return 0;
+  for (line = strtok_r(msg, "\r\n", &save); line != NULL;
+       line = strtok_r(NULL, "\r\n", &save))
+    plugin_log(severity, "tcpconnlat plugin: libbpf: %s", line);
+  free(msg);
   return 0;
 }
 
@@ -458,6 +468,7 @@ static void tcl_bpf_keep(struct tcpconnlat_bpf *skel, const tcl_bpf_plan_t *plan
 {
   bpf->skel = skel;
   bpf->mode = plan->mode;
+  bpf->start_in_sk = plan->start_in_sk;
   bpf->stats_fd = bpf_map__fd(skel->maps.tcl_stats);
   bpf->fixed_fd = bpf_map__fd(skel->maps.tcl_fixed);
   bpf->series_fd = bpf_map__fd(skel->maps.tcl_series);
@@ -499,6 +510,7 @@ static int tcl_bpf_try(const tcl_conf_t *conf, const tcl_bpf_plan_t *plan,
     bpf->requests = tcl_bpf_attach_sockops(skel, bpf->requests_error,
                                            sizeof(bpf->requests_error));
   tcl_bpf_keep(skel, plan, bpf);
+  bpf->keeps_start = tcl_bpf_keeps_start(conf);
   return 0;
 }
 

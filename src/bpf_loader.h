@@ -17,6 +17,8 @@ typedef struct {
   int free_ids_fd; /* queue of unused series ids */
   int prog_fd;     /* the attached program */
   int events_fd;   /* ring buffer of slow and failed connects */
+  bool keeps_start; /* start records are kept (Pid, Process, ...) */
+  bool start_in_sk; /* ... in socket-local storage, else an LRU map */
   bool requests;   /* Inbound: the sock_ops program counting connection
                     * requests is attached */
   char requests_error[512]; /* why not, when Inbound is on */

@@ -133,12 +133,16 @@ static int tcpconnlat_init(void)
     WARNING("tcpconnlat plugin: inbound handshakes are measured, but "
             "connection requests are not counted: %s.",
             tcl_bpf.requests_error);
-  INFO("tcpconnlat plugin: measuring TCP connect latency through %s.",
+  if (tcl_bpf.keeps_start)
+    INFO("tcpconnlat plugin: each connect's process is kept from connect() "
+         "to its outcome in %s (Pid, Process, By process or notifications).",
+         tcl_bpf.start_in_sk ? "socket-local storage"
+                             : "an LRU map of MaxInflight entries");
+  INFO("tcpconnlat plugin: measuring TCP connect latency through %s, with "
+       "tcp:tcp_retransmit_skb for retransmitted SYNs.",
        tcl_bpf.mode == TCL_ATTACH_TP_BTF
-           ? "the BTF raw tracepoints (tp_btf) sock:inet_sock_set_state and "
-             "tcp:tcp_retransmit_skb"
-           : "the classic tracepoints sock:inet_sock_set_state and "
-             "tcp:tcp_retransmit_skb");
+           ? "the BTF raw tracepoint (tp_btf) sock:inet_sock_set_state"
+           : "the classic tracepoint sock:inet_sock_set_state");
   return 0;
 }
 
@@ -234,8 +238,7 @@ static int tcpconnlat_read(void)
   self.series = tcl_series.live;
   self.requests = tcl_bpf.requests;
   self.notifying = conf.slow_threshold_ns > 0 || conf.notify_failures;
-  self.keeps_start = (conf.by & TCL_BY_PROCESS) || conf.pids_num > 0 ||
-                     conf.comms_num > 0 || self.notifying;
+  self.keeps_start = tcl_bpf.keeps_start;
   tcl_notify_totals(&self.notifications_sent, &self.notifications_dropped);
   self.series_expired = tcl_series.expired;
   if (tcl_bpf_prog_stats(&tcl_bpf, &ps) == 0) {

@@ -59,8 +59,18 @@ run_as() {
 sh -c 'echo $$ >"$1/cgroup.procs" && exec ip netns exec "$2" cat /proc/self/cgroup' sh "$CGROOT/$CG_A" "$NS_A" |
 	grep -q "0::/$CG_A" || fail "cannot place a process in cgroup $CG_A"
 
-NS_A_INO=$(stat -L -c %i "/run/netns/$NS_A")
-NS_B_INO=$(stat -L -c %i "/run/netns/$NS_B")
+# A namespace's id as its own processes see it: the cookie (SO_NETNS_COOKIE,
+# Linux 5.14) where the kernel has one, else the inode number.
+netns_id() {
+	ip netns exec "$1" python3 -c 'import socket, struct
+s = socket.socket()
+try:
+    print(struct.unpack("Q", s.getsockopt(socket.SOL_SOCKET, 71, 8))[0])
+except OSError:
+    print(0)' | { read -r c; [[ $c != 0 ]] && echo "$c" || stat -L -c %i "/run/netns/$1"; }
+}
+NS_A_INO=$(netns_id "$NS_A")
+NS_B_INO=$(netns_id "$NS_B")
 NOBODY=$(id -u nobody)
 
 # The traffic of every phase: A as root in CG_A/NS_A, B as nobody in CG_B/NS_B.

@@ -320,6 +320,21 @@ static __always_inline bool tcl_read_tcp(const struct sock *sk, bool btf,
   return true;
 }
 
+/*
+ * A field that only some kernels have is read in a function of its own, not
+ * inlined, and called only where it exists: clang computes the field
+ * offsets of both branches of an if before the branch, and the missing
+ * field's offset is an instruction libbpf poisons, which the verifier then
+ * rejects even though that branch never runs.
+ */
+
+/* net->net_cookie, a u64 from Linux 5.12 (the plugin uses it only where
+ * SO_NETNS_COOKIE, 5.14, says the kernel has cookies). */
+static __noinline __u64 tcl_net_cookie(struct net *net)
+{
+  return BPF_CORE_READ(net, net_cookie);
+}
+
 /* The socket's network namespace: its cookie where the plugin found the
  * kernel to have one (inode numbers are reused at once), else its inode. */
 static __always_inline __u64 tcl_netns_of(const struct sock *sk)
@@ -327,7 +342,7 @@ static __always_inline __u64 tcl_netns_of(const struct sock *sk)
   struct net *net = BPF_CORE_READ(sk, __sk_common.skc_net.net);
 
   if (tcl_netns_cookie)
-    return BPF_CORE_READ(net, net_cookie);
+    return tcl_net_cookie(net);
   return BPF_CORE_READ(net, ns.inum);
 }
 
@@ -337,16 +352,21 @@ static __always_inline bool tcl_foreign_netns(const struct sock *sk)
   return tcl_netns_only && tcl_netns_of(sk) != tcl_netns_only;
 }
 
+/* Before 5.15 (and its backports): a cgroup pointer, unless net_cls or
+ * net_prio data is stored there instead (bit 0 set). */
+static __noinline struct cgroup *tcl_sock_cgroup_val(const struct sock *sk)
+{
+  __u64 val = BPF_CORE_READ((const struct sock___old *)sk, sk_cgrp_data.val);
+
+  return (val & 1) ? NULL : (struct cgroup *)val;
+}
+
 /* The socket's cgroup v2, where it was created (NULL: none known). */
 static __always_inline struct cgroup *tcl_sock_cgroup(const struct sock *sk)
 {
-  __u64 val;
-
   if (bpf_core_field_exists(((struct sock_cgroup_data *)0)->cgroup))
     return BPF_CORE_READ(sk, sk_cgrp_data.cgroup);
-  /* before 5.15: a pointer unless net_cls/net_prio data is stored instead */
-  val = BPF_CORE_READ((const struct sock___old *)sk, sk_cgrp_data.val);
-  return (val & 1) ? NULL : (struct cgroup *)val;
+  return tcl_sock_cgroup_val(sk);
 }
 
 /*
@@ -444,6 +464,12 @@ static __always_inline void tcl_sock_tuple(const struct sock *sk,
 /* ------------------------------------------------------------------------
  * Retransmitted handshakes: the first SYN's (SYN-ACK's) time */
 
+/* tcp_usec_ts (Linux 6.7): TCP timestamps, and so retrans_stamp, in us. */
+static __noinline bool tcl_usec_ts(const struct tcp_sock *tp)
+{
+  return BPF_CORE_READ_BITFIELD_PROBED(tp, tcp_usec_ts);
+}
+
 /* tcp:tcp_retransmit_skb of a connecting socket: its retrans_stamp is the
  * first SYN's time (tcp_connect()) until the SYN is acked. */
 static __always_inline void tcl_syn_retransmitted(const struct sock *sk)
@@ -457,8 +483,7 @@ static __always_inline void tcl_syn_retransmitted(const struct sock *sk)
   if (BPF_CORE_READ(sk, __sk_common.skc_state) != TCL_TCP_SYN_SENT)
     return;
   stamp = BPF_CORE_READ(tp, retrans_stamp);
-  if (bpf_core_field_exists(tp->tcp_usec_ts) &&
-      BPF_CORE_READ_BITFIELD_PROBED(tp, tcp_usec_ts))
+  if (bpf_core_field_exists(tp->tcp_usec_ts) && tcl_usec_ts(tp))
     unit = TCL_NS_PER_US;
   /* stamp is floor(first SYN / unit) in 32 bits (it wraps): the latest
    * time in that unit, so that a latency is never longer than it was. */

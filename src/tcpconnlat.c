@@ -84,16 +84,14 @@ static int tcpconnlat_init(void)
     status = tcl_series_init(&tcl_series, conf.max_series);
   if (status != 0) {
     ERROR("tcpconnlat plugin: cannot size the map buffers: %s",
-          strerror(status));
-    tcpconnlat_cleanup();
-    return -1;
+          STRERROR(status));
+    goto fail;
   }
 
   status = tcl_bpf_start(&conf, &tcl_bpf, reason, sizeof(reason));
   if (status != 0) {
     ERROR("tcpconnlat plugin: not starting: %s.", reason);
-    tcpconnlat_cleanup();
-    return -1;
+    goto fail;
   }
 
   if (conf.interfaces_num > 0) {
@@ -105,24 +103,19 @@ static int tcpconnlat_init(void)
                              sizeof(reason));
     if (status != 0) {
       ERROR("tcpconnlat plugin: not starting: %s.", reason);
-      tcpconnlat_cleanup();
-      return -1;
+      goto fail;
     }
   }
 
-  status = tcl_notify_start(&conf, tcl_bpf.events_fd);
-  if (status != 0) {
-    tcpconnlat_cleanup();
-    return -1;
-  }
+  if (tcl_notify_start(&conf, tcl_bpf.events_fd) != 0)
+    goto fail;
 
   /* The maps are new; this first snapshot is the baseline of interval one. */
   status = tcl_drain_stats(&tcl_drain, tcl_bpf.stats_fd, tcl_bpf.fixed_fd, &tcl_prev);
   if (status != 0) {
     ERROR("tcpconnlat plugin: reading the stats map failed: %s",
-          strerror(status));
-    tcpconnlat_cleanup();
-    return -1;
+          STRERROR(status));
+    goto fail;
   }
 
   tcl_running = true;
@@ -144,6 +137,10 @@ static int tcpconnlat_init(void)
            ? "the BTF raw tracepoint (tp_btf) sock:inet_sock_set_state"
            : "the classic tracepoint sock:inet_sock_set_state");
   return 0;
+
+fail:
+  tcpconnlat_cleanup();
+  return -1;
 }
 
 static bool tcl_is_inbound(uint32_t id)

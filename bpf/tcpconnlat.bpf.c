@@ -48,6 +48,16 @@
  * SYN (and at most a Fast Open payload). */
 #define TCL_MAX_SYN_DATA 0xffffu
 
+/* A field of a socket: a plain load from tp_btf's trusted pointer, a probe
+ * read from the classic tracepoint's address. btf is a constant in each
+ * inlined copy, so each program keeps one of the two. */
+#define TCL_READ(btf, p, field) ((btf) ? (p)->field : BPF_CORE_READ(p, field))
+
+/* Compiler barriers and single loads and stores (no BPF atomics). */
+#define barrier() asm volatile("" ::: "memory")
+#define READ_ONCE(x) (*(volatile typeof(x) *)&(x))
+#define WRITE_ONCE(x, v) (*(volatile typeof(x) *)&(x) = (v))
+
 /* errno values of the generic Linux ABI (all architectures but alpha, mips,
  * parisc and sparc, which the build refuses). */
 #define TCL_ENETUNREACH 101
@@ -77,27 +87,21 @@ const volatile bool tcl_inbound = false;       /* Inbound */
 const volatile bool tcl_inbound_by_port = false; /* By local_port */
 const volatile bool tcl_filter_lport = false;  /* LocalPort given */
 const volatile bool tcl_ignore_lport = false;  /* IgnoreLocalPort given */
-const volatile bool tcl_start_in_sk = false;   /* start records: sk storage */
 const volatile __u32 tcl_ncgroups = 0;
 const volatile __u64 tcl_cgroup_ids[TCL_MAX_CGROUP_FILTERS] = {};
 const volatile __u32 tcl_cgroup_levels[TCL_MAX_CGROUP_FILTERS] = {};
 
-/* Start records keyed by the socket's address (the plugin sizes it; one
- * entry when unused). */
-struct {
-  __uint(type, BPF_MAP_TYPE_LRU_HASH);
-  __uint(max_entries, 1);
-  __type(key, __u64);
-  __type(value, struct tcl_start);
-} tcl_start_lru SEC(".maps");
+/* Start records (struct tcl_start_set): MaxInflight ways rounded up to a
+ * power of two, in sets of TCL_START_WAYS, sized by the plugin; one set
+ * when unused. */
+const volatile __u32 tcl_start_mask = 0; /* sets - 1 */
 
-/* Start records in socket-local storage (tp_btf on Linux 5.11 and newer). */
 struct {
-  __uint(type, BPF_MAP_TYPE_SK_STORAGE);
-  __uint(map_flags, BPF_F_NO_PREALLOC);
-  __type(key, int);
-  __type(value, struct tcl_start);
-} tcl_start_sk SEC(".maps");
+  __uint(type, BPF_MAP_TYPE_ARRAY);
+  __uint(max_entries, 1);
+  __type(key, __u32);
+  __type(value, struct tcl_start_set);
+} tcl_starts SEC(".maps");
 
 /* First SYNs and SYN-ACKs of retransmitted handshakes (sized by the plugin). */
 struct {
@@ -337,19 +341,19 @@ static __noinline __u64 tcl_net_cookie(struct net *net)
 
 /* The socket's network namespace: its cookie where the plugin found the
  * kernel to have one (inode numbers are reused at once), else its inode. */
-static __always_inline __u64 tcl_netns_of(const struct sock *sk)
+static __always_inline __u64 tcl_netns_of(const struct sock *sk, bool btf)
 {
-  struct net *net = BPF_CORE_READ(sk, __sk_common.skc_net.net);
+  struct net *net = TCL_READ(btf, sk, __sk_common.skc_net.net);
 
   if (tcl_netns_cookie)
     return tcl_net_cookie(net);
-  return BPF_CORE_READ(net, ns.inum);
+  return TCL_READ(btf, net, ns.inum);
 }
 
 /* OwnNetnsOnly: sockets of other network namespaces are not ours to see. */
-static __always_inline bool tcl_foreign_netns(const struct sock *sk)
+static __always_inline bool tcl_foreign_netns(const struct sock *sk, bool btf)
 {
-  return tcl_netns_only && tcl_netns_of(sk) != tcl_netns_only;
+  return tcl_netns_only && tcl_netns_of(sk, btf) != tcl_netns_only;
 }
 
 /* Before 5.15 (and its backports): a cgroup pointer, unless net_cls or
@@ -433,32 +437,40 @@ static __always_inline bool tcl_v4_mapped(const __u8 a[16])
 /* Both addresses of a socket (or request), IPv4 as ::ffff:a.b.c.d; the
  * family as 4 or 6. */
 static __always_inline __u8 tcl_read_addrs(const struct sock_common *skc,
-                                           __u8 laddr[16], __u8 raddr[16])
+                                           __u8 laddr[16], __u8 raddr[16],
+                                           bool btf)
 {
-  if (BPF_CORE_READ(skc, skc_family) == TCL_AF_INET) {
-    __be32 l = BPF_CORE_READ(skc, skc_rcv_saddr);
-    __be32 r = BPF_CORE_READ(skc, skc_daddr);
+  if (TCL_READ(btf, skc, skc_family) == TCL_AF_INET) {
+    __be32 l = TCL_READ(btf, skc, skc_rcv_saddr);
+    __be32 r = TCL_READ(btf, skc, skc_daddr);
 
     laddr[10] = laddr[11] = raddr[10] = raddr[11] = 0xff;
     __builtin_memcpy(&laddr[12], &l, 4);
     __builtin_memcpy(&raddr[12], &r, 4);
     return 4;
   }
-  /* not BPF_CORE_READ_INTO: the arrays are pointers here, and it reads
-   * sizeof(*dst) bytes */
-  bpf_core_read(laddr, 16, &skc->skc_v6_rcv_saddr);
-  bpf_core_read(raddr, 16, &skc->skc_v6_daddr);
+  if (btf) {
+    __builtin_memcpy(laddr, skc->skc_v6_rcv_saddr.in6_u.u6_addr8, 16);
+    __builtin_memcpy(raddr, skc->skc_v6_daddr.in6_u.u6_addr8, 16);
+  } else {
+    /* not BPF_CORE_READ_INTO: the arrays are pointers here, and it reads
+     * sizeof(*dst) bytes */
+    bpf_core_read(laddr, 16, &skc->skc_v6_rcv_saddr);
+    bpf_core_read(raddr, 16, &skc->skc_v6_daddr);
+  }
   return tcl_v4_mapped(raddr) ? 4 : 6;
 }
 
 /* The 4-tuple of a socket. Not skc_num: a failed connect releases its port
  * before SYN_SENT -> CLOSE; inet_sport keeps it. */
 static __always_inline void tcl_sock_tuple(const struct sock *sk,
-                                           struct tcl_tuple *t)
+                                           struct tcl_tuple *t, bool btf)
 {
-  tcl_read_addrs(&sk->__sk_common, t->laddr, t->raddr);
+  tcl_read_addrs(&sk->__sk_common, t->laddr, t->raddr, btf);
+  /* a probe read: tp_btf's pointer is a struct sock, and the verifier
+   * allows no load past it */
   t->lport = bpf_ntohs(BPF_CORE_READ((const struct inet_sock *)sk, inet_sport));
-  t->rport = bpf_ntohs(BPF_CORE_READ(sk, __sk_common.skc_dport));
+  t->rport = bpf_ntohs(TCL_READ(btf, sk, __sk_common.skc_dport));
 }
 
 /* ------------------------------------------------------------------------
@@ -492,7 +504,7 @@ static __always_inline void tcl_syn_retransmitted(const struct sock *sk)
   if (v.first_ns > now)
     v.first_ns = now;
   v.isn = BPF_CORE_READ(tp, snd_una);
-  tcl_sock_tuple(sk, &key);
+  tcl_sock_tuple(sk, &key, false);
   bpf_map_update_elem(&tcl_first_syn, &key, &v, BPF_ANY);
 }
 
@@ -507,7 +519,7 @@ static __always_inline void tcl_synack_retransmitted(const void *req)
   v.first_ns = BPF_CORE_READ(treq, snt_synack) * TCL_NS_PER_US +
                (TCL_NS_PER_US - 1);
   v.isn = BPF_CORE_READ(treq, snt_isn);
-  tcl_read_addrs(&treq->req.req.__req_common, key.laddr, key.raddr);
+  tcl_read_addrs(&treq->req.req.__req_common, key.laddr, key.raddr, false);
   key.lport = BPF_CORE_READ(treq, req.req.__req_common.skc_num);
   key.rport = bpf_ntohs(BPF_CORE_READ(treq, req.req.__req_common.skc_dport));
   bpf_map_update_elem(&tcl_first_syn, &key, &v, BPF_ANY);
@@ -517,13 +529,13 @@ static __always_inline void tcl_synack_retransmitted(const void *req)
  * completed, the entry taken out; 0 when unknown. An entry of an earlier
  * connection of the same 4-tuple has another ISN. */
 static __always_inline __u64 tcl_first_syn_take(const struct sock *sk,
-                                                __u32 snd_una)
+                                                __u32 snd_una, bool btf)
 {
   struct tcl_first_syn *v;
   struct tcl_tuple key = {};
   __u64 first = 0;
 
-  tcl_sock_tuple(sk, &key);
+  tcl_sock_tuple(sk, &key, btf);
   v = bpf_map_lookup_elem(&tcl_first_syn, &key);
   if (!v)
     return 0;
@@ -548,68 +560,106 @@ static __always_inline bool tcl_keeps_start(void)
 }
 
 /*
- * A socket's key in the start map: a scalar that identifies the socket
+ * A socket's key in the start array: a scalar that identifies the socket
  * while it lives. tp_btf hands us a trusted pointer, on which the verifier
  * allows no arithmetic but the difference to another pointer; the classic
- * tracepoint hands us the address as a plain number.
+ * tracepoint hands us the address as a plain number. Never 0.
  */
-#define TCL_SOCK_KEY_BTF(sk) ((__u64)(sk) - (__u64)(void *)&tcl_start_lru)
+#define TCL_SOCK_KEY_BTF(sk) ((__u64)(sk) - (__u64)(void *)&tcl_starts)
 
-static __always_inline void tcl_connect_start(const struct sock *sk, __u64 key,
-                                              bool btf)
+/* A socket's hash: Fibonacci hashing of its key. The set is taken from its
+ * top bits, the way to give up when the set is full from its low ones. */
+static __always_inline __u64 tcl_start_hash(__u64 key)
 {
-  struct tcl_start st = {};
-
-  st.tgid = bpf_get_current_pid_tgid() >> 32;
-  bpf_get_current_comm(st.comm, sizeof(st.comm));
-  if (btf && tcl_start_in_sk) {
-    struct tcl_start *p = bpf_sk_storage_get(&tcl_start_sk, (void *)sk, 0,
-                                             BPF_SK_STORAGE_GET_F_CREATE);
-    if (p)
-      *p = st;
-    return;
-  }
-  /* Overwrites a record left by an earlier socket at this address. */
-  bpf_map_update_elem(&tcl_start_lru, &key, &st, BPF_ANY);
+  return key * 0x9E3779B97F4A7C15ULL;
 }
 
-static __always_inline bool tcl_start_take(const struct sock *sk, __u64 key,
-                                           bool btf, struct tcl_start *st)
+static __always_inline struct tcl_start_set *tcl_start_set_of(__u64 hash)
 {
-  struct tcl_start *p;
+  __u32 idx = (__u32)(hash >> 32) & tcl_start_mask;
 
-  if (btf && tcl_start_in_sk) {
-    p = bpf_sk_storage_get(&tcl_start_sk, (void *)sk, 0, 0);
-    if (!p)
+  return bpf_map_lookup_elem(&tcl_starts, &idx);
+}
+
+/* A way of the set: this socket's own (a connect() again on it), a free
+ * one, else the one the hash picks. The way is marked free while it is
+ * written, and named last, so that an outcome that reads it meanwhile finds
+ * no record rather than a mix. */
+static __always_inline void tcl_connect_start(__u64 key)
+{
+  __u64 hash = tcl_start_hash(key);
+  struct tcl_start_set *set = tcl_start_set_of(hash);
+  struct tcl_start *w;
+  __u32 way = (__u32)hash & (TCL_START_WAYS - 1), i;
+
+  if (!set)
+    return;
+#pragma unroll
+  for (i = 0; i < TCL_START_WAYS; i++) {
+    __u64 o = READ_ONCE(set->way[i].owner);
+    if (o == key || o == 0) {
+      way = i;
+      break;
+    }
+  }
+  w = &set->way[way & (TCL_START_WAYS - 1)];
+  WRITE_ONCE(w->owner, 0);
+  barrier();
+  w->tgid = bpf_get_current_pid_tgid() >> 32;
+  bpf_get_current_comm(w->comm, sizeof(w->comm));
+  barrier();
+  WRITE_ONCE(w->owner, key);
+}
+
+/* The record of a socket's connect, if a way still names it before and
+ * after the copy; the way is freed, so that a socket reusing the address
+ * cannot find it. */
+static __always_inline bool tcl_start_take(__u64 key, struct tcl_start *st)
+{
+  struct tcl_start_set *set = tcl_start_set_of(tcl_start_hash(key));
+
+  if (!set)
+    return false;
+#pragma unroll
+  for (__u32 i = 0; i < TCL_START_WAYS; i++) {
+    struct tcl_start *w = &set->way[i];
+
+    if (READ_ONCE(w->owner) != key)
+      continue;
+    barrier();
+    st->tgid = w->tgid;
+    __builtin_memcpy(st->comm, w->comm, sizeof(st->comm));
+    barrier();
+    if (READ_ONCE(w->owner) != key)
       return false;
-    *st = *p;
+    WRITE_ONCE(w->owner, 0);
     return true;
   }
-  p = bpf_map_lookup_elem(&tcl_start_lru, &key);
-  if (!p)
-    return false;
-  *st = *p;
-  bpf_map_delete_elem(&tcl_start_lru, &key);
-  return true;
+  return false;
 }
 
 /* ------------------------------------------------------------------------
  * Labels and filters */
 
-static __always_inline bool tcl_needs_destination(void)
+static __always_inline bool tcl_needs_raddr(void)
 {
-  return (tcl_by & (TCL_BY_REMOTE_PORT | TCL_BY_FAMILY |
-                    TCL_BY_REMOTE_ADDRESS | TCL_BY_REMOTE_NETWORK)) ||
-         tcl_filter_rport || tcl_ignore_rport || tcl_use_networks;
+  return (tcl_by & (TCL_BY_FAMILY | TCL_BY_REMOTE_ADDRESS |
+                    TCL_BY_REMOTE_NETWORK)) ||
+         tcl_use_networks;
+}
+
+static __always_inline bool tcl_needs_rport(void)
+{
+  return (tcl_by & TCL_BY_REMOTE_PORT) || tcl_filter_rport || tcl_ignore_rport;
 }
 
 /* Each field only when something uses it. */
 static __always_inline void tcl_read_labels(const struct sock *sk,
                                             const struct tcl_start *st,
-                                            struct tcl_labels *who)
+                                            struct tcl_labels *who, bool btf)
 {
   if ((tcl_by & TCL_BY_UID) || tcl_filter_uid || tcl_notifies())
-    who->uid = BPF_CORE_READ(sk, sk_uid.val);
+    who->uid = TCL_READ(btf, sk, sk_uid.val);
   if (tcl_by & TCL_BY_CGROUP) {
     struct cgroup *cgrp = tcl_sock_cgroup(sk);
     who->cgroup_id = cgrp ? BPF_CORE_READ(cgrp, kn, id) : 0;
@@ -617,13 +667,14 @@ static __always_inline void tcl_read_labels(const struct sock *sk,
   if ((tcl_by & TCL_BY_PROCESS) || tcl_filter_comm || tcl_notifies())
     __builtin_memcpy(who->comm, st->comm, sizeof(who->comm));
   if (tcl_by & TCL_BY_NETNS)
-    who->netns = tcl_netns_of(sk);
-  if (tcl_needs_destination()) {
+    who->netns = tcl_netns_of(sk, btf);
+  if (tcl_needs_raddr()) {
     __u8 laddr[16];
 
-    who->family = tcl_read_addrs(&sk->__sk_common, laddr, who->raddr);
-    who->rport = bpf_ntohs(BPF_CORE_READ(sk, __sk_common.skc_dport));
+    who->family = tcl_read_addrs(&sk->__sk_common, laddr, who->raddr, btf);
   }
+  if (tcl_needs_rport())
+    who->rport = bpf_ntohs(TCL_READ(btf, sk, __sk_common.skc_dport));
 }
 
 /* Pid, Uid, Process: the set must name it when given. */
@@ -716,12 +767,12 @@ static __always_inline __u32 tcl_series_of(const struct tcl_labels *who)
 
 /* The source and destination as the socket has them now. */
 static __always_inline void tcl_read_endpoints(const struct sock *sk,
-                                               struct tcl_event *e)
+                                               struct tcl_event *e, bool btf)
 {
   struct tcl_tuple t = {};
 
-  tcl_sock_tuple(sk, &t);
-  e->family = tcl_read_addrs(&sk->__sk_common, e->saddr, e->daddr);
+  tcl_sock_tuple(sk, &t, btf);
+  e->family = tcl_read_addrs(&sk->__sk_common, e->saddr, e->daddr, btf);
   e->sport = t.lport;
   e->dport = t.rport;
 }
@@ -729,7 +780,7 @@ static __always_inline void tcl_read_endpoints(const struct sock *sk,
 static __always_inline void tcl_emit(const struct sock *sk,
                                      const struct tcl_start *st,
                                      const struct tcl_labels *who,
-                                     __u64 latency_ns, __u8 reason)
+                                     __u64 latency_ns, __u8 reason, bool btf)
 {
   struct tcl_event *e = bpf_ringbuf_reserve(&tcl_events, sizeof(*e), 0);
   struct tcl_counters *c;
@@ -747,7 +798,7 @@ static __always_inline void tcl_emit(const struct sock *sk,
   e->uid = who->uid;
   __builtin_memcpy(e->comm, st->comm, sizeof(e->comm));
   e->reason = reason;
-  tcl_read_endpoints(sk, e);
+  tcl_read_endpoints(sk, e, btf);
   /* No wake-up per event (an irq_work, a self-IPI: microseconds in a VM);
    * the reader polls every TCL_NOTIFY_POLL_MS and is woken only when the
    * buffer fills up. */
@@ -762,12 +813,13 @@ static __always_inline void tcl_emit(const struct sock *sk,
 
 /* SYN sent -> SYN-ACK processed, in ns; 0: not known. */
 static __always_inline __u64 tcl_connect_latency(const struct sock *sk,
-                                                 const struct tcl_tcp *t)
+                                                 const struct tcl_tcp *t,
+                                                 bool btf)
 {
   __u64 first = t->wstamp_ns;
 
   if (t->total_retrans)
-    first = tcl_first_syn_take(sk, t->snd_una);
+    first = tcl_first_syn_take(sk, t->snd_una, btf);
   if (first == 0 || t->clock_ns <= first)
     return 0;
   return t->clock_ns - first;
@@ -784,9 +836,9 @@ static __always_inline void tcl_connect_end(const struct sock *sk, __u64 key,
 
   if (newstate != TCL_TCP_ESTABLISHED && newstate != TCL_TCP_CLOSE)
     return; /* SYN_SENT -> SYN_RECV (simultaneous open): neither */
-  if (tcl_foreign_netns(sk))
+  if (tcl_foreign_netns(sk, btf))
     return;
-  if (tcl_keeps_start() && !tcl_start_take(sk, key, btf, &st)) {
+  if (tcl_keeps_start() && !tcl_start_take(key, &st)) {
     /* connect() ran before the programs were loaded, or its record was
      * evicted: no process to label or filter with */
     struct tcl_counters *c = tcl_counters_get();
@@ -796,20 +848,20 @@ static __always_inline void tcl_connect_end(const struct sock *sk, __u64 key,
   if (!tcl_read_tcp(sk, btf, &t))
     return;
 
-  tcl_read_labels(sk, &st, &who);
+  tcl_read_labels(sk, &st, &who, btf);
   if (!tcl_wanted(sk, &who, st.tgid)) {
     if (t.total_retrans && newstate == TCL_TCP_CLOSE)
-      tcl_first_syn_take(sk, t.snd_una);
+      tcl_first_syn_take(sk, t.snd_una, btf);
     tcl_count_filtered();
     return;
   }
 
   if (newstate == TCL_TCP_ESTABLISHED) {
-    ns = tcl_connect_latency(sk, &t);
+    ns = tcl_connect_latency(sk, &t, btf);
     slot = ns ? tcl_bucket_index(ns) : TCL_SLOT_UNTIMED;
   } else {
     if (t.total_retrans)
-      tcl_first_syn_take(sk, t.snd_una);
+      tcl_first_syn_take(sk, t.snd_una, btf);
     slot = TCL_SLOT_FAILURE_BASE + tcl_reason(sk_err);
   }
 
@@ -822,9 +874,9 @@ static __always_inline void tcl_connect_end(const struct sock *sk, __u64 key,
 
   if (newstate == TCL_TCP_ESTABLISHED) {
     if (tcl_slow_ns && ns >= tcl_slow_ns)
-      tcl_emit(sk, &st, &who, ns, TCL_EVENT_SLOW);
+      tcl_emit(sk, &st, &who, ns, TCL_EVENT_SLOW, btf);
   } else if (tcl_notify_failures) {
-    tcl_emit(sk, &st, &who, 0, (__u8)(slot - TCL_SLOT_FAILURE_BASE));
+    tcl_emit(sk, &st, &who, 0, (__u8)(slot - TCL_SLOT_FAILURE_BASE), btf);
   }
 }
 
@@ -864,9 +916,9 @@ static __always_inline void tcl_accept_end(const struct sock *sk, bool btf)
   __u16 lport;
   __u64 ns = 0;
 
-  if (tcl_foreign_netns(sk))
+  if (tcl_foreign_netns(sk, btf))
     return;
-  lport = BPF_CORE_READ(sk, __sk_common.skc_num);
+  lport = btf ? sk->__sk_common.skc_num : BPF_CORE_READ(sk, __sk_common.skc_num);
   if (!tcl_lport_wanted(lport)) {
     tcl_count_filtered();
     return;
@@ -874,7 +926,7 @@ static __always_inline void tcl_accept_end(const struct sock *sk, bool btf)
   if (!tcl_read_tcp(sk, btf, &t))
     return;
   if (t.total_retrans) {
-    __u64 first = tcl_first_syn_take(sk, t.snd_una), now = bpf_ktime_get_ns();
+    __u64 first = tcl_first_syn_take(sk, t.snd_una, btf), now = bpf_ktime_get_ns();
     if (first && now > first)
       ns = now - first;
   } else {
@@ -891,8 +943,8 @@ static __always_inline void tcl_state_change(const struct sock *sk, __u64 key,
   if (oldstate == TCL_TCP_SYN_SENT)
     tcl_connect_end(sk, key, newstate, sk_err, btf);
   else if (oldstate == TCL_TCP_CLOSE && newstate == TCL_TCP_SYN_SENT) {
-    if (tcl_keeps_start() && !tcl_foreign_netns(sk))
-      tcl_connect_start(sk, key, btf);
+    if (tcl_keeps_start() && !tcl_foreign_netns(sk, btf))
+      tcl_connect_start(key);
   } else if (tcl_inbound && oldstate == TCL_TCP_SYN_RECV &&
              newstate == TCL_TCP_ESTABLISHED)
     tcl_accept_end(sk, btf);

@@ -130,13 +130,23 @@ struct tcl_stats_value {
 /*
  * What connect() knew and the socket does not: the caller's pid and command.
  * Kept from CLOSE->SYN_SENT to the outcome only when Pid, Process, By
- * process or notifications need it (socket-local storage, else an LRU hash
- * keyed by the socket's address).
+ * process or notifications need it, in a way of a fixed array of 4-way sets
+ * chosen by a hash of the socket's address: plain stores, no allocation, no
+ * lock, no atomics. A way names its socket; a start takes a free way of its
+ * set, else one chosen by the hash (whose connect then has no record at its
+ * outcome: counted in no_start, never another connect's record).
  */
+#define TCL_START_WAYS 4
+
 struct tcl_start {
+  __u64 owner; /* the socket's key; 0: free */
   __u32 tgid;
   __u32 pad;
   char comm[16];
+};
+
+struct tcl_start_set {
+  struct tcl_start way[TCL_START_WAYS];
 };
 
 /*

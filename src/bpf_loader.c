@@ -158,11 +158,21 @@ static bool tcl_bpf_keeps_start(const tcl_conf_t *conf)
          conf->notify_failures;
 }
 
+/* Start record ways: MaxInflight rounded up to a power of two (the set is
+ * a hash of the socket masked), at least one set. */
+uint32_t tcl_bpf_start_slots(uint32_t max_inflight)
+{
+  uint32_t slots = TCL_START_WAYS;
+
+  while (slots < max_inflight)
+    slots <<= 1;
+  return slots;
+}
+
 /* What one attempt loads besides the state-change programs. */
 typedef struct {
   tcl_attach_mode_t mode;
   bool sockops;     /* Inbound: request counting on the cgroup v2 root */
-  bool start_in_sk; /* start records in socket-local storage (5.11+) */
 } tcl_bpf_plan_t;
 
 /* The sock_ops program on the cgroup v2 root sees every listener. Without
@@ -347,14 +357,14 @@ static int tcl_bpf_netns(const tcl_conf_t *conf, struct tcpconnlat_bpf *skel)
 }
 
 /* Map sizes: the bounded maps from MaxInflight, the rest from the series. */
-static int tcl_bpf_size(const tcl_conf_t *conf, const tcl_bpf_plan_t *plan,
-                        struct tcpconnlat_bpf *skel)
+static int tcl_bpf_size(const tcl_conf_t *conf, struct tcpconnlat_bpf *skel)
 {
-  bool lru_starts = tcl_bpf_keeps_start(conf) && !plan->start_in_sk;
+  __u32 slots = tcl_bpf_keeps_start(conf) ? tcl_bpf_start_slots(conf->max_inflight) : 1;
+  __u32 sets = slots > TCL_START_WAYS ? slots / TCL_START_WAYS : 1;
   int err;
 
-  err = bpf_map__set_max_entries(skel->maps.tcl_start_lru,
-                                 lru_starts ? conf->max_inflight : 1);
+  skel->rodata->tcl_start_mask = sets - 1;
+  err = bpf_map__set_max_entries(skel->maps.tcl_starts, sets);
   if (err == 0)
     err = bpf_map__set_max_entries(skel->maps.tcl_first_syn, conf->max_inflight);
   if (err == 0) /* an upper bound: entries are allocated when first used */
@@ -420,10 +430,9 @@ static int tcl_bpf_open(const tcl_conf_t *conf, const tcl_bpf_plan_t *plan,
 
   *stage = "size";
   tcl_bpf_settings(conf, skel);
-  skel->rodata->tcl_start_in_sk = plan->start_in_sk;
   err = tcl_bpf_netns(conf, skel);
   if (err == 0)
-    err = tcl_bpf_size(conf, plan, skel);
+    err = tcl_bpf_size(conf, skel);
   if (err == 0)
     err = tcl_bpf_autoload(conf, plan, skel);
   return err;
@@ -468,7 +477,7 @@ static void tcl_bpf_keep(struct tcpconnlat_bpf *skel, const tcl_bpf_plan_t *plan
 {
   bpf->skel = skel;
   bpf->mode = plan->mode;
-  bpf->start_in_sk = plan->start_in_sk;
+  bpf->start_slots = bpf_map__max_entries(skel->maps.tcl_starts) * TCL_START_WAYS;
   bpf->stats_fd = bpf_map__fd(skel->maps.tcl_stats);
   bpf->fixed_fd = bpf_map__fd(skel->maps.tcl_fixed);
   bpf->series_fd = bpf_map__fd(skel->maps.tcl_series);
@@ -515,9 +524,9 @@ static int tcl_bpf_try(const tcl_conf_t *conf, const tcl_bpf_plan_t *plan,
 }
 
 /*
- * Tries a plan, and again without each optional part in turn when the
- * kernel rejects the load: request counting (sock_ops), then socket-local
- * start records. What was given up is said in bpf->requests_error.
+ * Tries a plan, and again without request counting (sock_ops) when the
+ * kernel rejects the load: it is the one optional part. What was given up
+ * is said in bpf->requests_error.
  */
 static int tcl_bpf_try_plan(const tcl_conf_t *conf, tcl_bpf_plan_t *plan,
                             tcl_bpf_t *bpf, const char **stage, char *errbuf,
@@ -533,8 +542,6 @@ static int tcl_bpf_try_plan(const tcl_conf_t *conf, tcl_bpf_plan_t *plan,
     if (plan->sockops) {
       plan->sockops = false;
       sockops_err = err;
-    } else if (plan->start_in_sk) {
-      plan->start_in_sk = false;
     } else {
       break;
     }
@@ -682,7 +689,6 @@ int tcl_bpf_start(const tcl_conf_t *conf, tcl_bpf_t *bpf, char *errbuf,
         .mode = modes[i],
         .sockops = tcl_bpf_sockops_possible(conf, bpf->requests_error,
                                             sizeof(bpf->requests_error)),
-        .start_in_sk = modes[i] == TCL_ATTACH_TP_BTF && tcl_bpf_keeps_start(conf),
     };
 
     err = tcl_bpf_try_plan(conf, &plan, bpf, &stage, reason, sizeof(reason));

@@ -18,7 +18,7 @@ typedef struct {
   int prog_fd;     /* the attached program */
   int events_fd;   /* ring buffer of slow and failed connects */
   bool keeps_start; /* start records are kept (Pid, Process, ...) */
-  bool start_in_sk; /* ... in socket-local storage, else an LRU map */
+  uint32_t start_slots; /* ... in an array of this many slots */
   bool requests;   /* Inbound: the sock_ops program counting connection
                     * requests is attached */
   char requests_error[512]; /* why not, when Inbound is on */
@@ -43,6 +43,9 @@ int tcl_bpf_prog_stats(const tcl_bpf_t *bpf, tcl_prog_stats_t *out);
  */
 int tcl_bpf_start(const tcl_conf_t *conf, tcl_bpf_t *bpf, char *errbuf,
                   size_t errlen);
+
+/* Start record slots for MaxInflight (rounded up to a power of two). */
+uint32_t tcl_bpf_start_slots(uint32_t max_inflight);
 
 /* Detaches and frees everything tcl_bpf_start created. Idempotent. */
 void tcl_bpf_stop(tcl_bpf_t *bpf);

@@ -128,9 +128,9 @@ static int tcpconnlat_init(void)
             tcl_bpf.requests_error);
   if (tcl_bpf.keeps_start)
     INFO("tcpconnlat plugin: each connect's process is kept from connect() "
-         "to its outcome in %s (Pid, Process, By process or notifications).",
-         tcl_bpf.start_in_sk ? "socket-local storage"
-                             : "an LRU map of MaxInflight entries");
+         "to its outcome in a table of %u slots (Pid, Process, By process or "
+         "notifications).",
+         tcl_bpf.start_slots);
   INFO("tcpconnlat plugin: measuring TCP connect latency through %s, with "
        "tcp:tcp_retransmit_skb for retransmitted SYNs.",
        tcl_bpf.mode == TCL_ATTACH_TP_BTF

@@ -8,10 +8,10 @@
 # clients' own clock: the plugin's longest latency must not exceed the
 # longest connect() the wanted client timed (plus the histogram's 1/32), and
 # every count must be what the clients made.
-#   run 1: tp_btf, start records in socket-local storage: exact counts;
-#   run 2: the classic tracepoint, start records in an LRU map of 16 entries:
-#          records go missing (self/derive-no_start) but never lend a connect
-#          another one's start.
+#   run 1: tp_btf, the default table of start records: exact counts;
+#   run 2: the classic tracepoint, a table of 16 slots for 64 connects in
+#          flight: records go missing (self/derive-no_start) but never lend a
+#          connect another one's start.
 set -euo pipefail
 . "$(dirname "$0")/lib/collectd.sh"
 
@@ -78,10 +78,10 @@ $2" "" ip netns exec "$TCL_NS" sh -c \
 	traffic
 }
 
-# ---------------------------------------------- 1: socket-local storage
+# ---------------------------------------------- 1: the default table
 run "tp_btf" 'AttachMode "tp_btf"'
-grep -q "kept from connect() to its outcome in socket-local storage" "$TCL_WORK/collectd.log" ||
-	fail "tp_btf: start records are not in socket-local storage: $(grep 'tcpconnlat plugin' "$TCL_WORK/collectd.log" | tail -n 3)"
+grep -q "kept from connect() to its outcome in a table of 16384 slots" "$TCL_WORK/collectd.log" ||
+	fail "tp_btf: no table of start records: $(grep 'tcpconnlat plugin' "$TCL_WORK/collectd.log" | tail -n 3)"
 wait_value "$A/total_connections-established" $N 20
 wait_value "$A/total_connections-refused" $K 20
 settle "$A/total_connections-established"
@@ -91,19 +91,19 @@ settle "$A/total_connections-established"
 [[ $(csv_last tcpconnlat-self/derive-no_start) == 0 ]] || fail "tp_btf: $(csv_last tcpconnlat-self/derive-no_start) outcomes without a start record"
 check_max "tp_btf"
 collectd_stop
-pass "tp_btf, socket-local storage: client a's $N connects and $K refusals exactly, client b's $((N + K)) filtered; $MAX_LINE"
+pass "tp_btf, 16384 start slots: client a's $N connects and $K refusals exactly, client b's $((N + K)) filtered; $MAX_LINE"
 
-# ------------------------------------------ 2: an LRU map far too small
+# ------------------------------------------ 2: a table far too small
 run "tracepoint" 'AttachMode "tracepoint"
 MaxInflight 16'
-grep -q "kept from connect() to its outcome in an LRU map" "$TCL_WORK/collectd.log" ||
-	fail "tracepoint: start records are not in the LRU map: $(grep 'tcpconnlat plugin' "$TCL_WORK/collectd.log" | tail -n 3)"
+grep -q "kept from connect() to its outcome in a table of 16 slots" "$TCL_WORK/collectd.log" ||
+	fail "tracepoint: no table of 16 start slots: $(grep 'tcpconnlat plugin' "$TCL_WORK/collectd.log" | tail -n 3)"
 settle tcpconnlat-self/derive-no_start
 est=$(csv_last "$A/total_connections-established" 2>/dev/null || echo 0)
 nostart=$(csv_last tcpconnlat-self/derive-no_start)
 filtered=$(csv_last tcpconnlat-self/derive-filtered)
 refused=$(csv_last "$A/total_connections-refused" 2>/dev/null || echo 0)
-((nostart > 0)) || fail "tracepoint: no start record went missing: the LRU map was not too small, the case is not exercised"
+((nostart > 0)) || fail "tracepoint: no start record went missing: the table was not too small, the case is not exercised"
 # Every outcome is counted once: kept for a, or filtered (b's, and a's
 # whose record was evicted, which have no process to match).
 ((est + refused + filtered == 2 * (N + K))) ||
@@ -111,5 +111,5 @@ refused=$(csv_last "$A/total_connections-refused" 2>/dev/null || echo 0)
 ((est <= N && est >= N - nostart)) || fail "tracepoint: established $est, expected $N less at most the $nostart without a record"
 check_max "tracepoint"
 collectd_stop
-pass "tracepoint, LRU of 16 start records: $nostart records missing, established $est of $N, every outcome counted once; $MAX_LINE"
+pass "tracepoint, 16 start slots: $nostart records missing, established $est of $N, every outcome counted once; $MAX_LINE"
 wait_no_bpf_left "after the reuse runs"

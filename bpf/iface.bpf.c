@@ -74,6 +74,8 @@ struct __sk_buff {
 #define TCL_TCPOPT_EOL 0
 #define TCL_TCPOPT_NOP 1
 #define TCL_TCPOPT_TIMESTAMP 8
+#define TCL_TCPOLEN_TIMESTAMP 10
+#define TCL_TCP_MAX_OPTLEN 40 /* options after the 20-byte header */
 
 /* Headers further in than this are not looked at. */
 #define TCL_MAX_HDR_OFF 256
@@ -125,14 +127,22 @@ struct tcl_segment {
   __u8 pad[2];
 };
 
+/* Big-endian fields at any alignment: headers copied to the stack may sit
+ * at odd offsets, where the verifier allows only byte loads. */
 static __always_inline __u16 tcl_be16(const __u8 *p)
 {
-  return (__u16)((__u16)p[0] << 8 | p[1]);
+  __u16 v;
+
+  __builtin_memcpy(&v, p, sizeof(v));
+  return bpf_ntohs(v);
 }
 
 static __always_inline __u32 tcl_be32(const __u8 *p)
 {
-  return (__u32)p[0] << 24 | (__u32)p[1] << 16 | (__u32)p[2] << 8 | p[3];
+  __u32 v;
+
+  __builtin_memcpy(&v, p, sizeof(v));
+  return bpf_ntohl(v);
 }
 
 /*
@@ -192,62 +202,48 @@ static __always_inline void tcl_iface_stats_add(__u32 series, __u64 ns,
   val->sum_ns += ns;
 }
 
-/* v, hidden from the optimizer: keeps the arithmetic below branch-free. */
-static __always_inline __u64 tcl_opaque(__u64 v)
-{
-  asm volatile("" : "+r"(v));
-  return v;
-}
-
-/* 1 if a == b, else 0, for a, b < 2^63, without a branch. */
-static __always_inline __u64 tcl_eq(__u64 a, __u64 b)
-{
-  return (tcl_opaque(a ^ b) - 1) >> 63;
-}
-
 /*
- * The timestamp option (RFC 7323) among at most 40 bytes of options. Each
- * step of the walk is branch-free (the next offset and the timestamp's
- * offset are computed, not chosen), so that the verifier follows a single
- * path through the loop; and it is a global function, checked once.
+ * The timestamp option (RFC 7323) among the segment's options. Each step
+ * reads one option's kind and length from the packet, so that no variable
+ * offset into the stack is needed (Linux 5.10 rejects those) and every read
+ * has a constant, non-zero size. A static subprogram: verified in the
+ * caller's context (5.10 cannot verify a global function taking a pointer,
+ * and a global one is checked without the caller's bounds). The offset is
+ * only a helper argument, never a bound, so the verifier's states for
+ * different offsets prune each other and the walk stays cheap.
  */
-__attribute__((noinline)) int tcl_tcp_timestamps(struct __sk_buff *skb,
-                                                 struct tcl_segment *seg)
+static __noinline int tcl_tcp_timestamps(struct __sk_buff *skb,
+                                         struct tcl_segment *seg)
 {
-  __u8 opt[64] = {};
-  __u64 optlen, i = 0, ts = 0; /* ts: offset of the option + 1 */
+  __u32 off = seg->opt_off, end = seg->opt_off + seg->opt_len;
+  __u8 kind_len[2];
+  __u32 ts[2];
 
-  if (!seg)
-    return 0;
-  optlen = seg->opt_len;
-  if (optlen == 0 || optlen > 40)
-    return 0;
-  if (bpf_skb_load_bytes(skb, seg->opt_off, opt, optlen) != 0)
-    return 0;
-  for (int n = 0; n < 40; n++) {
-    __u64 kind, len, nop, found, small;
-
-    if (i >= optlen)
+  for (int n = 0; n < TCL_TCP_MAX_OPTLEN; n++) {
+    if (off >= end)
+      return 0;
+    if (bpf_skb_load_bytes(skb, off, kind_len, 1) != 0)
+      return 0;
+    if (kind_len[0] == TCL_TCPOPT_EOL)
+      return 0;
+    if (kind_len[0] == TCL_TCPOPT_NOP) {
+      off++;
+      continue;
+    }
+    if (off + 2 > end || bpf_skb_load_bytes(skb, off, kind_len, 2) != 0)
+      return 0;
+    if (kind_len[0] == TCL_TCPOPT_TIMESTAMP &&
+        kind_len[1] == TCL_TCPOLEN_TIMESTAMP)
       break;
-    kind = opt[i & 63];
-    if (kind == TCL_TCPOPT_EOL)
-      break;
-    len = opt[(i + 1) & 63];
-    found = tcl_eq(kind, TCL_TCPOPT_TIMESTAMP) & tcl_eq(len, 10) &
-            tcl_eq(ts, 0);
-    ts += found * (i + 1);
-    nop = tcl_eq(kind, TCL_TCPOPT_NOP);
-    small = (tcl_opaque(len) - 2) >> 63; /* 0 or 1: malformed, step 2 */
-    len += small * (2 - len);
-    i += nop + (1 - nop) * len;
+    if (kind_len[1] < 2) /* malformed: no progress */
+      return 0;
+    off += kind_len[1];
   }
-  if (ts == 0 || ts + 9 > optlen) /* the option, 10 bytes, within optlen */
+  if (off + TCL_TCPOLEN_TIMESTAMP > end ||
+      bpf_skb_load_bytes(skb, off + 2, ts, sizeof(ts)) != 0)
     return 0;
-  i = ts - 1;
-  seg->tsval = (__u32)opt[(i + 2) & 63] << 24 | (__u32)opt[(i + 3) & 63] << 16 |
-               (__u32)opt[(i + 4) & 63] << 8 | opt[(i + 5) & 63];
-  seg->tsecr = (__u32)opt[(i + 6) & 63] << 24 | (__u32)opt[(i + 7) & 63] << 16 |
-               (__u32)opt[(i + 8) & 63] << 8 | opt[(i + 9) & 63];
+  seg->tsval = bpf_ntohl(ts[0]);
+  seg->tsecr = bpf_ntohl(ts[1]);
   seg->has_ts = 1;
   return 1;
 }
@@ -349,17 +345,15 @@ static __always_inline void tcl_iface_synack(const struct tcl_segment *seg,
 }
 
 /*
- * Everything a SYN or SYN-ACK needs beyond the header check. A global
- * function: the verifier checks it once, not once per way through the
- * header parsing that leads to it.
+ * Everything a SYN or SYN-ACK needs beyond the header check. A static
+ * subprogram rather than inlined twice (IPv4, IPv6) into each program; not
+ * a global function, which Linux 5.10 cannot verify with a pointer argument.
  */
-__attribute__((noinline)) int tcl_iface_handshake(struct __sk_buff *skb,
-                                                  struct tcl_segment *seg)
+static __noinline int tcl_iface_handshake(struct __sk_buff *skb,
+                                          struct tcl_segment *seg)
 {
   int idx;
 
-  if (!seg)
-    return 0;
   idx = tcl_iface_index(seg->ifindex);
   if (idx < 0)
     return 0;

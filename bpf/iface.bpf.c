@@ -122,6 +122,7 @@ struct tcl_segment {
   __u32 dir;      /* TCL_IFACE_DIR_* of this segment */
   __u32 opt_off;  /* TCP options: offset in the packet, length */
   __u32 opt_len;
+  __u32 data_len; /* payload: data on a SYN (TCP Fast Open) */
   __u8 synack;
   __u8 has_ts;
   __u8 pad[2];
@@ -272,6 +273,8 @@ static __always_inline void tcl_iface_syn(const struct tcl_segment *seg,
     /* The same handshake again: the first SYN (or its SYN-ACK) was lost. */
     known->last_ns = now;
     known->last_tsval = seg->tsval;
+    if (seg->data_len)
+      known->data_len = (__u16)seg->data_len;
     if (known->sent < 255)
       known->sent++;
     c->syn_retransmit++;
@@ -286,9 +289,23 @@ static __always_inline void tcl_iface_syn(const struct tcl_segment *seg,
   syn.series = (__u16)series;
   syn.sent = 1;
   syn.has_ts = seg->has_ts;
+  syn.data_len = (__u16)seg->data_len;
   c->syn++;
   if (bpf_map_update_elem(&tcl_iface_flows, &key, &syn, BPF_ANY) == 0)
     c->inserted++;
+}
+
+/*
+ * Does a SYN-ACK acknowledge this SYN? Its ack is the SYN's ISN + 1, or with
+ * TCP Fast Open, when the server took the data the SYN carried, ISN + 1 +
+ * the data's length (the SYN-ACK then acknowledges the data too).
+ */
+static __always_inline bool tcl_iface_acks(const struct tcl_iface_syn *syn,
+                                           __u32 ack)
+{
+  __u32 next = syn->isn + 1;
+
+  return ack == next || (syn->data_len != 0 && ack == next + syn->data_len);
 }
 
 /*
@@ -319,7 +336,7 @@ static __always_inline void tcl_iface_synack(const struct tcl_segment *seg,
   key.server_port = seg->sport;
 
   syn = bpf_map_lookup_elem(&tcl_iface_flows, &key);
-  if (!syn || seg->ack != syn->isn + 1) {
+  if (!syn || !tcl_iface_acks(syn, seg->ack)) {
     c->synack_unmatched++;
     return;
   }
@@ -379,10 +396,11 @@ static __always_inline const __u8 *tcl_handshake_header(struct __sk_buff *skb,
   return th;
 }
 
+/* ip_end: where the IP payload ends (offset in the packet). */
 static __always_inline void tcl_iface_segment(struct __sk_buff *skb,
                                               struct tcl_segment *seg,
                                               const __u8 *th, __u32 l4,
-                                              __u32 dir)
+                                              __u32 ip_end, __u32 dir)
 {
   __u32 optlen = (__u32)(th[12] >> 4) * 4;
 
@@ -397,6 +415,8 @@ static __always_inline void tcl_iface_segment(struct __sk_buff *skb,
     seg->opt_off = l4 + 20;
     seg->opt_len = optlen - 20;
   }
+  if (ip_end > l4 + optlen)
+    seg->data_len = ip_end - (l4 + optlen);
   tcl_iface_handshake(skb, seg);
 }
 
@@ -445,7 +465,7 @@ static __always_inline void tcl_iface_packet(struct __sk_buff *skb, __u32 dir,
     seg.daddr[10] = seg.daddr[11] = 0xff;
     __builtin_memcpy(&seg.saddr[12], ip + 12, 4);
     __builtin_memcpy(&seg.daddr[12], ip + 16, 4);
-    tcl_iface_segment(skb, &seg, th, l4, dir);
+    tcl_iface_segment(skb, &seg, th, l4, l3 + tcl_be16(ip + 2), dir);
   } else if (proto == TCL_ETH_P_IPV6) {
     __u8 nexthdr;
 
@@ -471,7 +491,7 @@ static __always_inline void tcl_iface_packet(struct __sk_buff *skb, __u32 dir,
       return;
     __builtin_memcpy(seg.saddr, ip + 8, 16);
     __builtin_memcpy(seg.daddr, ip + 24, 16);
-    tcl_iface_segment(skb, &seg, th, l4, dir);
+    tcl_iface_segment(skb, &seg, th, l4, l3 + 40 + tcl_be16(ip + 4), dir);
   }
 }
 

@@ -53,6 +53,8 @@ struct tcl_iface_syn {
   __u16 series;      /* TCL_IFACE_SERIES() */
   __u8 sent;         /* transmissions, saturating at 255 */
   __u8 has_ts;       /* the SYNs carried the timestamp option */
+  __u16 data_len;    /* data the SYN carried (TCP Fast Open), bytes */
+  __u16 pad[3];
 };
 
 /* Per-CPU counters, one per series, cumulative. */

@@ -12,6 +12,9 @@
 #     iface-rB-out: SYN went out) matches the client's own connect() times
 #     within 2 % or 0.2 ms (mean over the case; every interval's median and
 #     max within the client's range); syn/established counts exact;
+#   - TCP Fast Open (tcpclient --fastopen), IPv4 and IPv6: SYNs that carry
+#     data (the server's TcpExt TCPFastOpenPassive counts them) are paired
+#     with SYN-ACKs that acknowledge the data too, and timed as above;
 #   - a retransmitted SYN (the server drops the first SYN of each connect) is
 #     counted and timed from the SYN the SYN-ACK answers (TCP timestamps),
 #     not from the first one; without timestamps it is counted as ambiguous
@@ -129,11 +132,11 @@ _links_ready() {
 wait_until 10 "the links and routes of the bed" _links_ready
 
 # ------------------------------------------------------------ the server
-# listen ADDR PORT: a tcpclient listener in the server namespace, tracked by
-# PID (ip netns exec execs it); sets LISTEN_PORT
+# listen ADDR PORT [ARGS]: a tcpclient listener in the server namespace,
+# tracked by PID (ip netns exec execs it); sets LISTEN_PORT
 listen() {
 	local out=$TCL_WORK/listen-$RANDOM
-	tcl_spawn ip netns exec "$NS_S" "$TCL_TEST_BIN/tcpclient" listen -a "$1" -p "$2" >"$out" 2>&1
+	tcl_spawn ip netns exec "$NS_S" "$TCL_TEST_BIN/tcpclient" listen -a "$1" -p "$2" "${@:3}" >"$out" 2>&1
 	wait_until 10 "a listener on [$1]:$2" grep -q '^ready ' "$out"
 	LISTEN_PORT=$(awk '/^ready /{print $2; exit}' "$out")
 }
@@ -146,6 +149,13 @@ listen "$S6" "$P50"
 listen "$S4" 0
 PR=$LISTEN_PORT # retransmissions: the first SYN of each connect is dropped
 PD=9            # every SYN dropped: never answered
+# TCP Fast Open: the server takes data in the SYN (tcp_fastopen bit 2), the
+# client sends it once it has the server's cookie (bit 1).
+in_s sysctl -qw net.ipv4.tcp_fastopen=3
+in_c sysctl -qw net.ipv4.tcp_fastopen=1
+listen "$S4" 0 --fastopen
+PF=$LISTEN_PORT
+listen "$S6" "$PF" --fastopen
 
 # nfq_delay Q MS in the server namespace
 nfq() {
@@ -160,6 +170,8 @@ for ipt in iptables ip6tables; do
 		-j NFQUEUE --queue-num 1 --queue-bypass
 	in_s "$ipt" -w -A OUTPUT -p tcp --sport "$P50" --tcp-flags SYN,ACK SYN,ACK \
 		-j NFQUEUE --queue-num 2 --queue-bypass
+	in_s "$ipt" -w -A OUTPUT -p tcp --sport "$PF" --tcp-flags SYN,ACK SYN,ACK \
+		-j NFQUEUE --queue-num 1 --queue-bypass
 done
 in_s iptables -w -A OUTPUT -p tcp --sport "$PR" --tcp-flags SYN,ACK SYN,ACK \
 	-j NFQUEUE --queue-num 1 --queue-bypass
@@ -329,15 +341,17 @@ ms() { awk -v s="$1" 'BEGIN { printf "%.3f", s * 1000 }'; }
 # case (plus the tolerance) were delayed on the client's side, after the
 # SYN-ACK had passed the router: they are left out of the client's mean (at
 # most 5 % of them).
-accuracy() { # FAMILY ADDR PORT D
+accuracy() { # FAMILY ADDR PORT D [TCPCLIENT ARGS]
 	local fam=$1 addr=$2 port=$3 d=$4 f inst cmean cmed cmin cmax kept kmean
-	local n sum pmin pmax mx mean tol limit
-	f=$TCL_WORK/case-v$fam-$d
+	local n sum pmin pmax mx mean tol limit what="SYN-ACK delay $d ms"
+	shift 4
+	f=$TCL_WORK/case-v$fam-$d-$port
+	[[ $# -eq 0 ]] || what="$what, $*"
 	declare -A from_row=()
 	for inst in "${SEEN[@]}"; do
 		from_row[$inst]=$(nrows "tcpconnlat-$inst/total_connections-established")
 	done
-	connect_ok "$addr" "$port" "$N" "$f"
+	connect_ok "$addr" "$port" "$N" "$f" "$@"
 	want[syn]=$((want[syn] + N))
 	want[established]=$((want[established] + N))
 	settle
@@ -349,7 +363,7 @@ accuracy() { # FAMILY ADDR PORT D
 		tol=$(awk -v c="$cmed" 'BEGIN { t = 0.02 * c; if (t < 0.0002) t = 0.0002; printf "%.9f", t }')
 		limit=$(awk -v m="$mx" -v t="$tol" 'BEGIN { printf "%.9f", m + t }')
 		read -r _ _ _ _ _ kept kmean < <(client "$f" "$limit")
-		note "$inst IPv$fam D=$d ms: router mean $(ms "$mean") ms, interval medians" \
+		note "$inst IPv$fam D=$d ms $*: router mean $(ms "$mean") ms, interval medians" \
 			"$(ms "$pmin")..$(ms "$pmax") ms, max $(ms "$mx") ms | client mean $(ms "$cmean") ms," \
 			"median $(ms "$cmed") ms, min $(ms "$cmin"), max $(ms "$cmax"); $kept/$N not slower" \
 			"than $(ms "$limit") ms: mean $(ms "$kmean") ms | tolerance $(ms "$tol") ms"
@@ -362,13 +376,32 @@ accuracy() { # FAMILY ADDR PORT D
 		awk -v m="$mx" -v lo="$cmin" -v hi="$cmax" -v t="$tol" 'BEGIN { exit !(m >= lo - t && m <= hi + t) }' ||
 			fail "$inst IPv$fam D=$d: router max $(ms "$mx") ms is outside the client's range $(ms "$cmin")..$(ms "$cmax") ms"
 	done
-	pass "IPv$fam, SYN-ACK delay $d ms, $N forwarded handshakes: counts exact, latency within 2 % or 0.2 ms of the client's"
+	pass "IPv$fam, $what, $N forwarded handshakes: counts exact, latency within 2 % or 0.2 ms of the client's"
 }
 
 accuracy 4 "$S4" "$P20" 20
 accuracy 6 "$S6" "$P20" 20
 accuracy 4 "$S4" "$P50" 50
 accuracy 6 "$S6" "$P50" 50
+
+# ------------------------------------------------------ TCP Fast Open
+# After the first connect (which fetches the cookie) the SYNs carry data and
+# the SYN-ACK acknowledges it too (ISN + 1 + length). The server's own count
+# of SYNs whose data it took (TcpExt TCPFastOpenPassive) says the data was
+# really there.
+tfo_passive() {
+	in_s cat /proc/net/netstat | awk '$1 == "TcpExt:" {
+		if (!h) { for (i = 2; i <= NF; i++) col[$i] = i; h = 1 } else print $col["TCPFastOpenPassive"] }'
+}
+for fam in 4 6; do
+	addr=$S4
+	[[ $fam == 4 ]] || addr=$S6
+	tfo0=$(tfo_passive)
+	accuracy "$fam" "$addr" "$PF" 20 --fastopen
+	tfo=$(($(tfo_passive) - tfo0))
+	note "TCP Fast Open, IPv$fam: the server took data from $tfo of $N SYNs"
+	((tfo >= N - 1)) || fail "TCP Fast Open, IPv$fam: the server took data from only $tfo of $N SYNs"
+done
 
 # ------------------------------------------------ retransmitted SYNs
 # The server drops the first SYN of every connect to PR: the client's

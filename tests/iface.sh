@@ -45,7 +45,6 @@ done
 
 tcl_init
 
-OUR_PRIO=1985   # TCL_IFACE_TC_PRIORITY
 OUR_HANDLE=0x7c1 # TCL_IFACE_TC_HANDLE
 N=100           # sequential connects per accuracy case
 
@@ -199,6 +198,14 @@ in_r tc qdisc add dev rA clsact
 in_r tc filter add dev rA ingress prio 1 handle 800::1 u32 match u32 0x7c3a5e11 0xffffffff at 0
 in_r tc filter add dev rA egress prio 2 bpf bytecode '1,6 0 0 0,'
 
+# and filters that end classification for every packet (a u32 match with a
+# classid), at a priority number below the plugin's old fixed 1985: a filter
+# behind them sees nothing. The plugin must run ahead of them.
+for side in ingress egress; do
+	in_r tc filter add dev rA "$side" pref 7 protocol ip u32 match u32 0 0 classid 1:1
+	in_r tc filter add dev rA "$side" pref 8 protocol ipv6 u32 match u32 0 0 classid 1:1
+done
+
 # (output captured first: grep -q ending a pipe early fails it under pipefail)
 filters() { in_r tc filter show dev "$1" "$2" 2>/dev/null || true; }
 filters_have() { # DEV SIDE ERE
@@ -211,23 +218,26 @@ has_qdisc() {
 	out=$(in_r tc qdisc show dev "$1")
 	grep -q clsact <<<"$out"
 }
-has_ours() { filters_have "$1" "$2" "pref $OUR_PRIO bpf .*handle $OUR_HANDLE"; }
+has_ours() { filters_have "$1" "$2" "pref ${3:-[0-9]+} bpf .*handle $OUR_HANDLE"; } # DEV SIDE [PRIO]
 foreign_ok() { # rA's two filters of somebody else, unchanged
 	filters_have rA ingress 'pref 1 u32 .*fh 800::1' &&
 		filters_have rA ingress 'match 7c3a5e11/ffffffff at 0' &&
-		filters_have rA egress "pref 2 bpf .*bytecode '1,6 0 0 0'"
+		filters_have rA egress "pref 2 bpf .*bytecode '1,6 0 0 0'" &&
+		filters_have rA ingress 'pref 7 u32 .*flowid 1:1' && filters_have rA ingress 'pref 8 u32 .*flowid 1:1' &&
+		filters_have rA egress 'pref 7 u32 .*flowid 1:1' && filters_have rA egress 'pref 8 u32 .*flowid 1:1'
 }
 foreign_ok || fail "could not install the filters of somebody else"
 
 # ------------------------------------------ a start that fails half-way
-# rD's ingress priority OUR_PRIO is taken by a u32 filter: attaching there
-# fails after rA and rC were done; everything must be undone.
-in_r tc qdisc add dev rD clsact
-in_r tc filter add dev rD ingress prio "$OUR_PRIO" handle 800::1 u32 match u32 0x7c3a5e11 0xffffffff at 0
+# rD's clsact qdisc takes filters only through a shared block (ingress_block):
+# with InterfaceAttach "tc", attaching there fails after rA and rC were done;
+# everything must be undone.
+in_r tc qdisc add dev rD ingress_block 7193 clsact
 collectd_start 'Interface "rA" "rC" "rD"
+InterfaceAttach "tc"
 OwnNetnsOnly true' "" ip netns exec "$NS_R"
 wait_until 10 "the failed start to be logged" \
-	grep -q 'not starting: Interface "rD": the kernel refused the TC filter on its ingress' "$TCL_WORK/collectd.log"
+	grep -q 'not starting: Interface "rD": the kernel refused a TC filter on its ingress .*shared filter block' "$TCL_WORK/collectd.log"
 wait_until 10 "the plugin to be unloaded" grep -q "Plugin will be unloaded" "$TCL_WORK/collectd.log"
 collectd_stop
 foreign_ok || fail "failed start: the filters of somebody else on rA changed"
@@ -238,27 +248,9 @@ for dev in rA rC; do
 done
 ! has_qdisc rC || fail "failed start: the clsact qdisc created on rC was left behind"
 has_qdisc rA || fail "failed start: the clsact qdisc of somebody else on rA was removed"
-filters_have rD ingress "pref $OUR_PRIO u32" || fail "failed start: rD's u32 filter was removed: $(filters rD ingress)"
-pass "a failed start (priority $OUR_PRIO taken on rD) left no filter or qdisc of ours, and the others' untouched"
+has_qdisc rD || fail "failed start: rD's clsact qdisc (somebody else's) was removed"
+pass "a failed start (a shared filter block on rD) left no filter or qdisc of ours, and the others' untouched"
 in_r tc qdisc del dev rD clsact
-
-# ------------------------------------------------------------ the run
-collectd_start 'Interface "rA"
-Interface "rB" "rC"
-InterfaceTimeout 2
-OwnNetnsOnly true' "" ip netns exec "$NS_R"
-grep -q 'Interface "rA" (ifindex [0-9]*, Ethernet): TC filters attached .*clsact qdisc shared' "$TCL_WORK/collectd.log" ||
-	fail "rA: expected the shared clsact qdisc to be logged"
-grep -q 'Interface "rB" (ifindex [0-9]*, Ethernet): TC filters attached .*clsact qdisc created' "$TCL_WORK/collectd.log" ||
-	fail "rB: expected the created clsact qdisc to be logged"
-for dev in rA rB rC; do
-	for side in ingress egress; do
-		has_ours "$dev" "$side" || fail "no filter of ours on $dev $side: $(filters "$dev" "$side")"
-	done
-done
-# somebody adds a filter to the qdisc the plugin created on rB
-in_r tc filter add dev rB egress prio 3 bpf bytecode '1,6 0 0 0,'
-pass "filters attached (priority $OUR_PRIO, handle $OUR_HANDLE) on rA, rB, rC next to the others'"
 
 # ---------------------------------------------------------- reading back
 # All rows "epoch,value" of NAME (plugin-instance/type-instance), every day.
@@ -266,8 +258,12 @@ rows() { _csv_data "$1"; }
 nrows() { rows "$1" | wc -l; }
 last() { csv_last "tcpconnlat-$1"; }
 
-# Expected totals of the two series that see the forwarded handshakes.
-declare -A want=([syn]=0 [established]=0 [syn_retransmit]=0 [ambiguous]=0 [unanswered]=0)
+# Expected totals of the two series that see the forwarded handshakes, since
+# collectd started (its maps start empty).
+declare -A want
+want_reset() {
+	want=([syn]=0 [established]=0 [syn_retransmit]=0 [ambiguous]=0 [unanswered]=0)
+}
 SEEN=(iface-rA-in iface-rB-out)
 QUIET=(iface-rA-out iface-rB-in iface-rC-in iface-rC-out)
 COUNTERS=(total_connections-syn total_connections-established total_connections-syn_retransmit
@@ -379,8 +375,88 @@ accuracy() { # FAMILY ADDR PORT D [TCPCLIENT ARGS]
 	pass "IPv$fam, $what, $N forwarded handshakes: counts exact, latency within 2 % or 0.2 ms of the client's"
 }
 
+# ------------------------------------------- TC filters (InterfaceAttach tc)
+# As on kernels without tcx (Debian 12's 6.1): filters at the lowest free
+# priority, ahead of the terminating filters on rA.
+want_reset
+collectd_start 'Interface "rA"
+Interface "rB" "rC"
+InterfaceAttach "tc"
+InterfaceTimeout 2
+OwnNetnsOnly true' "" ip netns exec "$NS_R"
+log_has() { grep -Eq -- "$1" "$TCL_WORK/collectd.log"; }
+log_has 'Interface "rA" \(ifindex [0-9]+, Ethernet\): TC filters \(handle 0x7c1\) attached at priority 2 on ingress \(1 in use ahead\) and 1 on egress \(0 ahead\).*clsact qdisc shared' ||
+	fail "rA: expected priorities 2 (ingress) and 1 (egress) and the shared clsact qdisc to be logged"
+log_has 'Interface "rA": filters at priorities 1 to 1 on its ingress run ahead' ||
+	fail "rA: expected a warning about the filter at priority 1 on its ingress"
+log_has 'Interface "rB" \(ifindex [0-9]+, Ethernet\): TC filters .* at priority 1 on ingress .* 1 on egress .*clsact qdisc created' ||
+	fail "rB: expected priority 1 and the created clsact qdisc to be logged"
+has_ours rA ingress 2 || fail "no filter of ours at priority 2 on rA ingress: $(filters rA ingress)"
+has_ours rA egress 1 || fail "no filter of ours at priority 1 on rA egress: $(filters rA egress)"
+for dev in rB rC; do
+	for side in ingress egress; do
+		has_ours "$dev" "$side" 1 || fail "no filter of ours at priority 1 on $dev $side: $(filters "$dev" "$side")"
+	done
+done
+# somebody adds a filter to the qdisc the plugin created on rB
+in_r tc filter add dev rB egress prio 3 bpf bytecode '1,6 0 0 0,'
+pass "TC filters (handle $OUR_HANDLE) attached at the lowest free priority on rA, rB, rC, ahead of the terminating ones"
+
 accuracy 4 "$S4" "$P20" 20
 accuracy 6 "$S6" "$P20" 20
+
+collectd_stop
+wait_no_bpf_left "after the TC filter run"
+for dev in rA rB rC; do
+	for side in ingress egress; do
+		! has_ours "$dev" "$side" || fail "after shutdown: our $side filter is still on $dev"
+	done
+done
+foreign_ok || fail "after shutdown: the filters of somebody else on rA changed: $(filters rA ingress; filters rA egress)"
+has_qdisc rA || fail "after shutdown: the clsact qdisc of somebody else on rA was removed"
+filters_have rB egress "pref 3 bpf .*bytecode '1,6 0 0 0'" ||
+	fail "after shutdown: the filter added on rB while collectd ran was removed"
+has_qdisc rB || fail "after shutdown: rB's clsact qdisc was removed although another filter used it"
+! has_qdisc rC || fail "after shutdown: the clsact qdisc the plugin created on rC was left behind"
+pass "after the TC filter run: no filter of ours left; the others' filters and qdiscs untouched; our unused qdisc removed"
+
+# ------------------------------------------------ tcx (InterfaceAttach auto)
+# "auto" takes tcx where the kernel has it (6.6 and later): links at the head
+# of each chain, ahead of every TC filter; no qdisc needed.
+# tcx_links: "ifindex attach_type" of every tcx link collectd holds
+tcx_links() {
+	local f
+	for f in /proc/"$TCL_COLLECTD_PID"/fdinfo/*; do
+		awk '$1 == "link_type:" && $2 == "tcx" { t = 1 } $1 == "ifindex:" { i = $2 }
+			$1 == "attach_type:" { a = $2 } END { if (t) print i, a }' "$f" 2>/dev/null || true
+	done | sort
+}
+want_reset
+collectd_start 'Interface "rA" "rB" "rC"
+InterfaceTimeout 2
+OwnNetnsOnly true' "" ip netns exec "$NS_R"
+if log_has 'this kernel has no tcx'; then
+	note "this kernel has no tcx: \"auto\" attached TC filters"
+	has_ours rA ingress 2 && has_ours rA egress 1 || fail "auto without tcx: our filters are not ahead on rA"
+else
+	want_links=$(for dev in rA rB rC; do
+		i=$(in_r cat "/sys/class/net/$dev/ifindex")
+		echo "$i 46"
+		echo "$i 47"
+	done | sort)
+	[[ "$(tcx_links)" == "$want_links" ]] ||
+		fail "tcx: collectd holds the links '$(tcx_links | tr '\n' ' ')', expected '$(tr '\n' ' ' <<<"$want_links")'"
+	for dev in rA rB rC; do
+		log_has "Interface \"$dev\" \\(ifindex [0-9]+, Ethernet\\): attached through tcx links at the head of ingress and egress" ||
+			fail "$dev: expected the tcx attachment to be logged"
+		for side in ingress egress; do
+			! has_ours "$dev" "$side" || fail "tcx: a TC filter of ours on $dev $side as well"
+		done
+	done
+	! has_qdisc rC || fail "tcx: a clsact qdisc was created on rC"
+	pass "tcx links (ingress 46, egress 47) on rA, rB, rC, ahead of the terminating TC filters"
+fi
+
 accuracy 4 "$S4" "$P50" 50
 accuracy 6 "$S6" "$P50" 50
 
@@ -472,7 +548,6 @@ done
 foreign_ok || fail "after shutdown: the filters of somebody else on rA changed: $(filters rA ingress; filters rA egress)"
 has_qdisc rA || fail "after shutdown: the clsact qdisc of somebody else on rA was removed"
 filters_have rB egress "pref 3 bpf .*bytecode '1,6 0 0 0'" ||
-	fail "after shutdown: the filter added on rB while collectd ran was removed"
-has_qdisc rB || fail "after shutdown: rB's clsact qdisc was removed although another filter used it"
-! has_qdisc rC || fail "after shutdown: the clsact qdisc the plugin created on rC was left behind"
-pass "after shutdown: no filter of ours left; the others' filters and qdiscs untouched; our unused qdisc removed"
+	fail "after shutdown: the filter somebody added on rB was removed"
+! has_qdisc rC || fail "after shutdown: a clsact qdisc was left on rC"
+pass "after shutdown: nothing of ours left; the others' filters and qdiscs untouched"

@@ -811,42 +811,47 @@ static int tcl_iface_scan_iterate(__u64 now_ns, __u64 timeout_ns)
   return errno == ENOENT ? 0 : errno;
 }
 
+/* The clock of a flow table scan. */
+typedef struct {
+  __u64 now_ns;
+  __u64 timeout_ns;
+} tcl_iface_scan_t;
+
+static int tcl_iface_flow_entry(void *ctx, const void *key, const void *value)
+{
+  const tcl_iface_scan_t *scan = ctx;
+
+  tcl_iface_flow_seen(key, value, scan->now_ns, scan->timeout_ns);
+  return 0;
+}
+
 /* Pending handshakes per series; expiry of the unanswered ones. */
 static int tcl_iface_scan_flows(__u64 timeout_ns)
 {
   int fd = bpf_map__fd(tcl_iface.skel->maps.tcl_iface_flows);
-  __u64 in_token = 0, out_token = 0, now_ns;
+  tcl_batch_t b = {
+      .keys = tcl_iface.flow_keys,
+      .values = tcl_iface.flow_values,
+      .key_size = sizeof(struct tcl_iface_flow),
+      .value_size = sizeof(struct tcl_iface_syn),
+      .batch = TCL_IFACE_BATCH,
+  };
+  tcl_iface_scan_t scan = {.timeout_ns = timeout_ns};
   struct timespec ts;
-  bool first = true;
 
   for (size_t s = 0; s < TCL_IFACE_NSERIES; s++)
     tcl_iface.user[s].pending = 0;
   clock_gettime(CLOCK_MONOTONIC, &ts); /* bpf_ktime_get_ns()'s clock */
-  now_ns = (__u64)ts.tv_sec * 1000000000ULL + (__u64)ts.tv_nsec;
+  scan.now_ns = (__u64)ts.tv_sec * 1000000000ULL + (__u64)ts.tv_nsec;
 
-  while (!tcl_iface.flows_no_batch) {
-    __u32 count = TCL_IFACE_BATCH;
-    int err = bpf_map_lookup_batch(fd, first ? NULL : &in_token, &out_token,
-                                   tcl_iface.flow_keys, tcl_iface.flow_values,
-                                   &count, NULL);
-    int saved = errno;
+  if (!tcl_iface.flows_no_batch) {
+    int err = tcl_drain_batches(fd, &b, tcl_iface_flow_entry, &scan);
 
-    if (err != 0 && saved != ENOENT) {
-      if (first && (saved == EINVAL || saved == ENOTSUP || saved == 524)) {
-        tcl_iface.flows_no_batch = true;
-        break;
-      }
-      return saved;
-    }
-    for (__u32 i = 0; i < count; i++)
-      tcl_iface_flow_seen(&tcl_iface.flow_keys[i], &tcl_iface.flow_values[i],
-                          now_ns, timeout_ns);
-    if (err != 0)
-      return 0; /* ENOENT: that was the last batch */
-    in_token = out_token;
-    first = false;
+    if (err != -1)
+      return err;
+    tcl_iface.flows_no_batch = true;
   }
-  return tcl_iface_scan_iterate(now_ns, timeout_ns);
+  return tcl_iface_scan_iterate(scan.now_ns, timeout_ns);
 }
 
 /*
@@ -865,40 +870,26 @@ static void tcl_iface_evictions(__u32 s, const struct tcl_iface_counters *before
     u->evictions = before->inserted - gone;
 }
 
-static void tcl_iface_submit(const char *instance, const char *type,
-                             const char *type_instance, value_t value)
-{
-  value_list_t vl = VALUE_LIST_INIT;
-
-  vl.values = &value;
-  vl.values_len = 1;
-  sstrncpy(vl.plugin, "tcpconnlat", sizeof(vl.plugin));
-  sstrncpy(vl.plugin_instance, instance, sizeof(vl.plugin_instance));
-  sstrncpy(vl.type, type, sizeof(vl.type));
-  sstrncpy(vl.type_instance, type_instance, sizeof(vl.type_instance));
-  plugin_dispatch_values(&vl);
-}
-
 static void tcl_iface_dispatch_counters(const char *instance,
                                         const struct tcl_iface_counters *c,
                                         const tcl_iface_user_t *u)
 {
-  tcl_iface_submit(instance, "total_connections", "syn",
-                   (value_t){.derive = (derive_t)c->syn});
-  tcl_iface_submit(instance, "total_connections", "syn_retransmit",
-                   (value_t){.derive = (derive_t)c->syn_retransmit});
-  tcl_iface_submit(instance, "total_connections", "unanswered",
-                   (value_t){.derive = (derive_t)(c->replaced + u->expired)});
-  tcl_iface_submit(instance, "total_connections", "ambiguous",
-                   (value_t){.derive = (derive_t)c->ambiguous});
-  tcl_iface_submit(instance, "derive", "evictions",
-                   (value_t){.derive = (derive_t)u->evictions});
-  tcl_iface_submit(instance, "derive", "synack_unmatched",
-                   (value_t){.derive = (derive_t)c->synack_unmatched});
-  tcl_iface_submit(instance, "derive", "stats_dropped",
-                   (value_t){.derive = (derive_t)c->stats_full});
-  tcl_iface_submit(instance, "gauge", "pending",
-                   (value_t){.gauge = (gauge_t)u->pending});
+  tcl_submit(instance, "total_connections", "syn",
+             (value_t){.derive = (derive_t)c->syn});
+  tcl_submit(instance, "total_connections", "syn_retransmit",
+             (value_t){.derive = (derive_t)c->syn_retransmit});
+  tcl_submit(instance, "total_connections", "unanswered",
+             (value_t){.derive = (derive_t)(c->replaced + u->expired)});
+  tcl_submit(instance, "total_connections", "ambiguous",
+             (value_t){.derive = (derive_t)c->ambiguous});
+  tcl_submit(instance, "derive", "evictions",
+             (value_t){.derive = (derive_t)u->evictions});
+  tcl_submit(instance, "derive", "synack_unmatched",
+             (value_t){.derive = (derive_t)c->synack_unmatched});
+  tcl_submit(instance, "derive", "stats_dropped",
+             (value_t){.derive = (derive_t)c->stats_full});
+  tcl_submit(instance, "gauge", "pending",
+             (value_t){.gauge = (gauge_t)u->pending});
 }
 
 /* The entries of one series in a snapshot sorted by (series, slot). */

@@ -53,6 +53,7 @@ struct __sk_buff {
 
 #include "tcpconnlat.h"
 #include "iface_shared.h"
+#include "stats.bpf.h"
 
 #define TCL_TC_ACT_UNSPEC (-1)
 #define TCL_MAP_LRU_HASH 9 /* BPF_MAP_TYPE_LRU_HASH */
@@ -183,26 +184,6 @@ static __always_inline int tcl_iface_index(__u32 ifindex)
   return -1;
 }
 
-static __always_inline void tcl_iface_stats_add(__u32 series, __u64 ns,
-                                                struct tcl_iface_counters *c)
-{
-  struct tcl_stats_key key = {.series = series, .slot = tcl_bucket_index(ns)};
-  struct tcl_stats_value *val, zero = {};
-
-  val = bpf_map_lookup_elem(&tcl_iface_stats, &key);
-  if (!val) {
-    /* EEXIST when another CPU created it first is fine: look it up again. */
-    bpf_map_update_elem(&tcl_iface_stats, &key, &zero, BPF_NOEXIST);
-    val = bpf_map_lookup_elem(&tcl_iface_stats, &key);
-    if (!val) {
-      c->stats_full++;
-      return;
-    }
-  }
-  val->count++;
-  val->sum_ns += ns;
-}
-
 /*
  * The timestamp option (RFC 7323) among the segment's options. Each step
  * reads one option's kind and length from the packet, so that no variable
@@ -324,7 +305,7 @@ static __always_inline void tcl_iface_synack(const struct tcl_segment *seg,
   __u32 series = TCL_IFACE_SERIES(idx, syn_dir);
   struct tcl_iface_counters *c;
   struct tcl_iface_syn *syn;
-  __u64 now = bpf_ktime_get_ns(), start = 0;
+  __u64 now = bpf_ktime_get_ns(), start = 0, ns;
   bool timed = true;
 
   c = tcl_iface_counters_get(series);
@@ -358,7 +339,9 @@ static __always_inline void tcl_iface_synack(const struct tcl_segment *seg,
     c->ambiguous++;
     return;
   }
-  tcl_iface_stats_add(series, now > start ? now - start : 0, c);
+  ns = now > start ? now - start : 0;
+  if (tcl_hist_add(&tcl_iface_stats, series, tcl_bucket_index(ns), ns) != 0)
+    c->stats_full++;
 }
 
 /*

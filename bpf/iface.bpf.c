@@ -186,9 +186,9 @@ static __always_inline int tcl_iface_index(__u32 ifindex)
 
 /*
  * The timestamp option (RFC 7323) among the segment's options. Each step
- * reads one option's kind and length from the packet, so that no variable
- * offset into the stack is needed (Linux 5.10 rejects those) and every read
- * has a constant, non-zero size. A static subprogram: verified in the
+ * reads one option's kind and length (two bytes) from the packet, so that
+ * no variable offset into the stack is needed (Linux 5.10 rejects those)
+ * and every read has a constant, non-zero size. A static subprogram: verified in the
  * caller's context (5.10 cannot verify a global function taking a pointer,
  * and a global one is checked without the caller's bounds). The offset is
  * only a helper argument, never a bound, so the verifier's states for
@@ -202,9 +202,8 @@ static __noinline int tcl_tcp_timestamps(struct __sk_buff *skb,
   __u32 ts[2];
 
   for (int n = 0; n < TCL_TCP_MAX_OPTLEN; n++) {
-    if (off >= end)
-      return 0;
-    if (bpf_skb_load_bytes(skb, off, kind_len, 1) != 0)
+    /* One byte left can only be a NOP or the end: no timestamp there. */
+    if (off + 2 > end || bpf_skb_load_bytes(skb, off, kind_len, 2) != 0)
       return 0;
     if (kind_len[0] == TCL_TCPOPT_EOL)
       return 0;
@@ -212,8 +211,6 @@ static __noinline int tcl_tcp_timestamps(struct __sk_buff *skb,
       off++;
       continue;
     }
-    if (off + 2 > end || bpf_skb_load_bytes(skb, off, kind_len, 2) != 0)
-      return 0;
     if (kind_len[0] == TCL_TCPOPT_TIMESTAMP &&
         kind_len[1] == TCL_TCPOLEN_TIMESTAMP)
       break;

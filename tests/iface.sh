@@ -6,12 +6,22 @@
 #
 # collectd runs in the router namespace with Interface rA rB rC, so the TC
 # programs see only this bed's packets and every count is exact. The server
-# holds its SYN-ACKs D ms (NFQUEUE + nfq_delay). Checked:
-#   - forwarded handshakes, IPv4 and IPv6, D = 20 and 50 ms, 100 sequential
-#     connects each: the router's latency (iface-rA-in: SYN came in;
-#     iface-rB-out: SYN went out) matches the client's own connect() times
-#     within 2 % or 0.2 ms (mean over the case; every interval's median and
-#     max within the client's range); syn/established counts exact;
+# holds its SYN-ACKs D ms (NFQUEUE + nfq_delay). rA carries filters of
+# somebody else, among them u32 filters that end classification for every
+# IPv4 and IPv6 packet (classid 1:1) at priorities 7 and 8: whatever runs
+# behind them sees nothing. Two runs: InterfaceAttach "tc" (TC filters, as on
+# kernels without tcx), then "auto" (tcx links on this kernel). Checked:
+#   - where the programs run: TC filters at the lowest free priority on each
+#     side (rA ingress 2, since 1 is taken; 1 elsewhere), the log says so and
+#     warns about the filter ahead; tcx links (collectd's fdinfo: ingress
+#     46, egress 47 on each interface) and no TC filter; both see everything
+#     the terminating filters would hide;
+#   - forwarded handshakes, IPv4 and IPv6, D = 20 ms (TC run) and 50 ms (tcx
+#     run), 100 sequential connects each: the router's latency (iface-rA-in:
+#     SYN came in; iface-rB-out: SYN went out) matches the client's own
+#     connect() times within 2 % or 0.2 ms (mean over the case; every
+#     interval's median and max within the client's range); syn/established
+#     counts exact;
 #   - TCP Fast Open (tcpclient --fastopen), IPv4 and IPv6: SYNs that carry
 #     data (the server's TcpExt TCPFastOpenPassive counts them) are paired
 #     with SYN-ACKs that acknowledge the data too, and timed as above;
@@ -22,10 +32,10 @@
 #   - SYNs never answered are counted as unanswered after InterfaceTimeout;
 #   - politeness: filters installed beforehand by someone else (on a clsact
 #     qdisc they created) and one added while collectd runs are still there
-#     afterwards; the plugin's own filters (priority 1985, handle 0x7c1) are
-#     gone; the clsact qdisc the plugin created is removed only where nobody
-#     else uses it; a failed start (priority taken on the third interface)
-#     removes what it had attached to the first two.
+#     afterwards; the plugin's own filters (handle 0x7c1) and links are gone;
+#     the clsact qdisc the plugin created is removed only where nobody else
+#     uses it; a failed start (a shared filter block on the third interface,
+#     InterfaceAttach "tc") removes what it had attached to the first two.
 #
 # Exit: 0 pass, 1 fail, 77 skip (a skip is a failure when CI=true).
 set -euo pipefail

@@ -53,6 +53,7 @@ struct __sk_buff {
 
 #include "tcpconnlat.h"
 #include "iface_shared.h"
+#include "stats.bpf.h"
 
 #define TCL_TC_ACT_UNSPEC (-1)
 #define TCL_MAP_LRU_HASH 9 /* BPF_MAP_TYPE_LRU_HASH */
@@ -74,6 +75,8 @@ struct __sk_buff {
 #define TCL_TCPOPT_EOL 0
 #define TCL_TCPOPT_NOP 1
 #define TCL_TCPOPT_TIMESTAMP 8
+#define TCL_TCPOLEN_TIMESTAMP 10
+#define TCL_TCP_MAX_OPTLEN 40 /* options after the 20-byte header */
 
 /* Headers further in than this are not looked at. */
 #define TCL_MAX_HDR_OFF 256
@@ -120,19 +123,28 @@ struct tcl_segment {
   __u32 dir;      /* TCL_IFACE_DIR_* of this segment */
   __u32 opt_off;  /* TCP options: offset in the packet, length */
   __u32 opt_len;
+  __u32 data_len; /* payload: data on a SYN (TCP Fast Open) */
   __u8 synack;
   __u8 has_ts;
   __u8 pad[2];
 };
 
+/* Big-endian fields at any alignment: headers copied to the stack may sit
+ * at odd offsets, where the verifier allows only byte loads. */
 static __always_inline __u16 tcl_be16(const __u8 *p)
 {
-  return (__u16)((__u16)p[0] << 8 | p[1]);
+  __u16 v;
+
+  __builtin_memcpy(&v, p, sizeof(v));
+  return bpf_ntohs(v);
 }
 
 static __always_inline __u32 tcl_be32(const __u8 *p)
 {
-  return (__u32)p[0] << 24 | (__u32)p[1] << 16 | (__u32)p[2] << 8 | p[3];
+  __u32 v;
+
+  __builtin_memcpy(&v, p, sizeof(v));
+  return bpf_ntohl(v);
 }
 
 /*
@@ -172,82 +184,45 @@ static __always_inline int tcl_iface_index(__u32 ifindex)
   return -1;
 }
 
-static __always_inline void tcl_iface_stats_add(__u32 series, __u64 ns,
-                                                struct tcl_iface_counters *c)
-{
-  struct tcl_stats_key key = {.series = series, .slot = tcl_bucket_index(ns)};
-  struct tcl_stats_value *val, zero = {};
-
-  val = bpf_map_lookup_elem(&tcl_iface_stats, &key);
-  if (!val) {
-    /* EEXIST when another CPU created it first is fine: look it up again. */
-    bpf_map_update_elem(&tcl_iface_stats, &key, &zero, BPF_NOEXIST);
-    val = bpf_map_lookup_elem(&tcl_iface_stats, &key);
-    if (!val) {
-      c->stats_full++;
-      return;
-    }
-  }
-  val->count++;
-  val->sum_ns += ns;
-}
-
-/* v, hidden from the optimizer: keeps the arithmetic below branch-free. */
-static __always_inline __u64 tcl_opaque(__u64 v)
-{
-  asm volatile("" : "+r"(v));
-  return v;
-}
-
-/* 1 if a == b, else 0, for a, b < 2^63, without a branch. */
-static __always_inline __u64 tcl_eq(__u64 a, __u64 b)
-{
-  return (tcl_opaque(a ^ b) - 1) >> 63;
-}
-
 /*
- * The timestamp option (RFC 7323) among at most 40 bytes of options. Each
- * step of the walk is branch-free (the next offset and the timestamp's
- * offset are computed, not chosen), so that the verifier follows a single
- * path through the loop; and it is a global function, checked once.
+ * The timestamp option (RFC 7323) among the segment's options. Each step
+ * reads one option's kind and length (two bytes) from the packet, so that
+ * no variable offset into the stack is needed (Linux 5.10 rejects those)
+ * and every read has a constant, non-zero size. A static subprogram: verified in the
+ * caller's context (5.10 cannot verify a global function taking a pointer,
+ * and a global one is checked without the caller's bounds). The offset is
+ * only a helper argument, never a bound, so the verifier's states for
+ * different offsets prune each other and the walk stays cheap.
  */
-__attribute__((noinline)) int tcl_tcp_timestamps(struct __sk_buff *skb,
-                                                 struct tcl_segment *seg)
+static __noinline int tcl_tcp_timestamps(struct __sk_buff *skb,
+                                         struct tcl_segment *seg)
 {
-  __u8 opt[64] = {};
-  __u64 optlen, i = 0, ts = 0; /* ts: offset of the option + 1 */
+  __u32 off = seg->opt_off, end = seg->opt_off + seg->opt_len;
+  __u8 kind_len[2];
+  __u32 ts[2];
 
-  if (!seg)
-    return 0;
-  optlen = seg->opt_len;
-  if (optlen == 0 || optlen > 40)
-    return 0;
-  if (bpf_skb_load_bytes(skb, seg->opt_off, opt, optlen) != 0)
-    return 0;
-  for (int n = 0; n < 40; n++) {
-    __u64 kind, len, nop, found, small;
-
-    if (i >= optlen)
+  for (int n = 0; n < TCL_TCP_MAX_OPTLEN; n++) {
+    /* One byte left can only be a NOP or the end: no timestamp there. */
+    if (off + 2 > end || bpf_skb_load_bytes(skb, off, kind_len, 2) != 0)
+      return 0;
+    if (kind_len[0] == TCL_TCPOPT_EOL)
+      return 0;
+    if (kind_len[0] == TCL_TCPOPT_NOP) {
+      off++;
+      continue;
+    }
+    if (kind_len[0] == TCL_TCPOPT_TIMESTAMP &&
+        kind_len[1] == TCL_TCPOLEN_TIMESTAMP)
       break;
-    kind = opt[i & 63];
-    if (kind == TCL_TCPOPT_EOL)
-      break;
-    len = opt[(i + 1) & 63];
-    found = tcl_eq(kind, TCL_TCPOPT_TIMESTAMP) & tcl_eq(len, 10) &
-            tcl_eq(ts, 0);
-    ts += found * (i + 1);
-    nop = tcl_eq(kind, TCL_TCPOPT_NOP);
-    small = (tcl_opaque(len) - 2) >> 63; /* 0 or 1: malformed, step 2 */
-    len += small * (2 - len);
-    i += nop + (1 - nop) * len;
+    if (kind_len[1] < 2) /* malformed: no progress */
+      return 0;
+    off += kind_len[1];
   }
-  if (ts == 0 || ts + 9 > optlen) /* the option, 10 bytes, within optlen */
+  if (off + TCL_TCPOLEN_TIMESTAMP > end ||
+      bpf_skb_load_bytes(skb, off + 2, ts, sizeof(ts)) != 0)
     return 0;
-  i = ts - 1;
-  seg->tsval = (__u32)opt[(i + 2) & 63] << 24 | (__u32)opt[(i + 3) & 63] << 16 |
-               (__u32)opt[(i + 4) & 63] << 8 | opt[(i + 5) & 63];
-  seg->tsecr = (__u32)opt[(i + 6) & 63] << 24 | (__u32)opt[(i + 7) & 63] << 16 |
-               (__u32)opt[(i + 8) & 63] << 8 | opt[(i + 9) & 63];
+  seg->tsval = bpf_ntohl(ts[0]);
+  seg->tsecr = bpf_ntohl(ts[1]);
   seg->has_ts = 1;
   return 1;
 }
@@ -276,6 +251,8 @@ static __always_inline void tcl_iface_syn(const struct tcl_segment *seg,
     /* The same handshake again: the first SYN (or its SYN-ACK) was lost. */
     known->last_ns = now;
     known->last_tsval = seg->tsval;
+    if (seg->data_len)
+      known->data_len = (__u16)seg->data_len;
     if (known->sent < 255)
       known->sent++;
     c->syn_retransmit++;
@@ -290,9 +267,23 @@ static __always_inline void tcl_iface_syn(const struct tcl_segment *seg,
   syn.series = (__u16)series;
   syn.sent = 1;
   syn.has_ts = seg->has_ts;
+  syn.data_len = (__u16)seg->data_len;
   c->syn++;
   if (bpf_map_update_elem(&tcl_iface_flows, &key, &syn, BPF_ANY) == 0)
     c->inserted++;
+}
+
+/*
+ * Does a SYN-ACK acknowledge this SYN? Its ack is the SYN's ISN + 1, or with
+ * TCP Fast Open, when the server took the data the SYN carried, ISN + 1 +
+ * the data's length (the SYN-ACK then acknowledges the data too).
+ */
+static __always_inline bool tcl_iface_acks(const struct tcl_iface_syn *syn,
+                                           __u32 ack)
+{
+  __u32 next = syn->isn + 1;
+
+  return ack == next || (syn->data_len != 0 && ack == next + syn->data_len);
 }
 
 /*
@@ -311,7 +302,7 @@ static __always_inline void tcl_iface_synack(const struct tcl_segment *seg,
   __u32 series = TCL_IFACE_SERIES(idx, syn_dir);
   struct tcl_iface_counters *c;
   struct tcl_iface_syn *syn;
-  __u64 now = bpf_ktime_get_ns(), start = 0;
+  __u64 now = bpf_ktime_get_ns(), start = 0, ns;
   bool timed = true;
 
   c = tcl_iface_counters_get(series);
@@ -323,7 +314,7 @@ static __always_inline void tcl_iface_synack(const struct tcl_segment *seg,
   key.server_port = seg->sport;
 
   syn = bpf_map_lookup_elem(&tcl_iface_flows, &key);
-  if (!syn || seg->ack != syn->isn + 1) {
+  if (!syn || !tcl_iface_acks(syn, seg->ack)) {
     c->synack_unmatched++;
     return;
   }
@@ -345,21 +336,21 @@ static __always_inline void tcl_iface_synack(const struct tcl_segment *seg,
     c->ambiguous++;
     return;
   }
-  tcl_iface_stats_add(series, now > start ? now - start : 0, c);
+  ns = now > start ? now - start : 0;
+  if (tcl_hist_add(&tcl_iface_stats, series, tcl_bucket_index(ns), ns) != 0)
+    c->stats_full++;
 }
 
 /*
- * Everything a SYN or SYN-ACK needs beyond the header check. A global
- * function: the verifier checks it once, not once per way through the
- * header parsing that leads to it.
+ * Everything a SYN or SYN-ACK needs beyond the header check. A static
+ * subprogram rather than inlined twice (IPv4, IPv6) into each program; not
+ * a global function, which Linux 5.10 cannot verify with a pointer argument.
  */
-__attribute__((noinline)) int tcl_iface_handshake(struct __sk_buff *skb,
-                                                  struct tcl_segment *seg)
+static __noinline int tcl_iface_handshake(struct __sk_buff *skb,
+                                          struct tcl_segment *seg)
 {
   int idx;
 
-  if (!seg)
-    return 0;
   idx = tcl_iface_index(seg->ifindex);
   if (idx < 0)
     return 0;
@@ -385,10 +376,11 @@ static __always_inline const __u8 *tcl_handshake_header(struct __sk_buff *skb,
   return th;
 }
 
+/* ip_end: where the IP payload ends (offset in the packet). */
 static __always_inline void tcl_iface_segment(struct __sk_buff *skb,
                                               struct tcl_segment *seg,
                                               const __u8 *th, __u32 l4,
-                                              __u32 dir)
+                                              __u32 ip_end, __u32 dir)
 {
   __u32 optlen = (__u32)(th[12] >> 4) * 4;
 
@@ -403,6 +395,8 @@ static __always_inline void tcl_iface_segment(struct __sk_buff *skb,
     seg->opt_off = l4 + 20;
     seg->opt_len = optlen - 20;
   }
+  if (ip_end > l4 + optlen)
+    seg->data_len = ip_end - (l4 + optlen);
   tcl_iface_handshake(skb, seg);
 }
 
@@ -451,7 +445,7 @@ static __always_inline void tcl_iface_packet(struct __sk_buff *skb, __u32 dir,
     seg.daddr[10] = seg.daddr[11] = 0xff;
     __builtin_memcpy(&seg.saddr[12], ip + 12, 4);
     __builtin_memcpy(&seg.daddr[12], ip + 16, 4);
-    tcl_iface_segment(skb, &seg, th, l4, dir);
+    tcl_iface_segment(skb, &seg, th, l4, l3 + tcl_be16(ip + 2), dir);
   } else if (proto == TCL_ETH_P_IPV6) {
     __u8 nexthdr;
 
@@ -477,7 +471,7 @@ static __always_inline void tcl_iface_packet(struct __sk_buff *skb, __u32 dir,
       return;
     __builtin_memcpy(seg.saddr, ip + 8, 16);
     __builtin_memcpy(seg.daddr, ip + 24, 16);
-    tcl_iface_segment(skb, &seg, th, l4, dir);
+    tcl_iface_segment(skb, &seg, th, l4, l3 + 40 + tcl_be16(ip + 4), dir);
   }
 }
 

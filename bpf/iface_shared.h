@@ -23,12 +23,11 @@
 #define TCL_IFACE_MAX_FLOWS 16384
 
 /*
- * The TC filters the plugin owns, in both directions of every interface:
- * exactly these are detached at shutdown. A priority is a position in the
- * interface's filter chain (lower runs first).
+ * The handle of the TC filters the plugin owns (when the kernel has no tcx),
+ * in both directions of every interface: exactly these are detached at
+ * shutdown. Their priority is chosen at start (src/iface.c).
  */
 #define TCL_IFACE_TC_HANDLE 0x7c1
-#define TCL_IFACE_TC_PRIORITY 0x7c1
 
 /*
  * A handshake waiting for its SYN-ACK. The key is the SYN's view: its
@@ -53,6 +52,8 @@ struct tcl_iface_syn {
   __u16 series;      /* TCL_IFACE_SERIES() */
   __u8 sent;         /* transmissions, saturating at 255 */
   __u8 has_ts;       /* the SYNs carried the timestamp option */
+  __u16 data_len;    /* data the SYN carried (TCP Fast Open), bytes */
+  __u16 pad[3];
 };
 
 /* Per-CPU counters, one per series, cumulative. */

@@ -34,6 +34,7 @@
 #include <bpf/bpf_tracing.h>
 
 #include "tcpconnlat.h"
+#include "stats.bpf.h"
 
 #define TCL_TCP_ESTABLISHED 1
 #define TCL_TCP_SYN_SENT 2
@@ -223,26 +224,13 @@ static __always_inline void tcl_fixed_add(__u32 fixed, __u32 slot, __u64 ns)
 
 static __always_inline void tcl_stats_add(__u32 series, __u32 slot, __u64 ns)
 {
-  struct tcl_stats_key key = {.series = series, .slot = slot};
-  struct tcl_stats_value *val, zero = {};
   struct tcl_counters *c;
 
-  val = bpf_map_lookup_elem(&tcl_stats, &key);
-  if (!val) {
-    /* EEXIST when another CPU created it first is fine: look it up again. */
-    bpf_map_update_elem(&tcl_stats, &key, &zero, BPF_NOEXIST);
-    val = bpf_map_lookup_elem(&tcl_stats, &key);
-    if (!val) {
-      c = tcl_counters_get();
-      if (c)
-        c->stats_full++;
-      return;
-    }
-  }
-  /* Per-CPU value and no recursion of the same program on one CPU: a plain
-   * add is safe. */
-  val->count++;
-  val->sum_ns += ns;
+  if (tcl_hist_add(&tcl_stats, series, slot, ns) == 0)
+    return;
+  c = tcl_counters_get();
+  if (c)
+    c->stats_full++;
 }
 
 /* One outcome in the host-wide (fixed) series or a series of the stats map,

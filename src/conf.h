@@ -17,6 +17,13 @@ typedef enum {
   TCL_ATTACH_TRACEPOINT,
 } tcl_attach_mode_t;
 
+/* How passive mode attaches to an interface (InterfaceAttach). */
+typedef enum {
+  TCL_IFACE_ATTACH_AUTO = 0, /* tcx where the kernel has it, else tc */
+  TCL_IFACE_ATTACH_TCX,      /* tcx links (Linux 6.6 and later) */
+  TCL_IFACE_ATTACH_TC,       /* TC filters on a clsact qdisc */
+} tcl_iface_attach_t;
+
 #define TCL_DEFAULT_MAX_INFLIGHT 16384
 #define TCL_MAX_MAX_INFLIGHT (1 << 24)
 #define TCL_MAX_PERCENTILES 32
@@ -104,10 +111,11 @@ typedef struct {
   char btf_path[4096]; /* empty: the kernel's own */
 
   /* Passive mode on an interface: Interface NAME (repeatable),
-   * InterfaceTimeout SECONDS */
+   * InterfaceTimeout SECONDS, InterfaceAttach auto|tcx|tc */
   char interfaces[TCL_MAX_INTERFACES][IFNAMSIZ];
   size_t interfaces_num;
   uint32_t interface_timeout; /* seconds */
+  tcl_iface_attach_t interface_attach;
 
   /* The first configuration error; init refuses to start when set. */
   char error[512];

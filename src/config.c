@@ -24,7 +24,7 @@ static const double tcl_default_percentiles[] = {50, 90, 99, 99.9};
   "IgnoreRemoteNetwork, OwnNetnsOnly, AttachMode, MaxInflight, BtfPath, "    \
   "CollectBpfStats, SlowThreshold, NotifyFailures, "                       \
   "MaxNotificationsPerSecond, Inbound, InboundTimeout, LocalPort, "         \
-  "IgnoreLocalPort, Interface, InterfaceTimeout, Verbose"
+  "IgnoreLocalPort, Interface, InterfaceTimeout, InterfaceAttach, Verbose"
 
 static const struct {
   const char *name;
@@ -251,6 +251,28 @@ static void tcl_conf_attach_mode(tcl_conf_t *conf, const oconfig_item_t *ci)
   else
     tcl_conf_error(conf, "%s: expected %s, got \"%s\".", ci->key, expected,
                    mode);
+}
+
+static void tcl_conf_interface_attach(tcl_conf_t *conf,
+                                      const oconfig_item_t *ci)
+{
+  static const char expected[] = "\"auto\", \"tcx\" or \"tc\"";
+  const char *how;
+
+  if (ci->values_num != 1 || ci->values[0].type != OCONFIG_TYPE_STRING) {
+    tcl_conf_error(conf, "%s: expected %s.", ci->key, expected);
+    return;
+  }
+  how = ci->values[0].value.string;
+  if (strcasecmp(how, "auto") == 0)
+    conf->interface_attach = TCL_IFACE_ATTACH_AUTO;
+  else if (strcasecmp(how, "tcx") == 0)
+    conf->interface_attach = TCL_IFACE_ATTACH_TCX;
+  else if (strcasecmp(how, "tc") == 0)
+    conf->interface_attach = TCL_IFACE_ATTACH_TC;
+  else
+    tcl_conf_error(conf, "%s: expected %s, got \"%s\".", ci->key, expected,
+                   how);
 }
 
 /* A whole number in [min, max] from value `index` of the option. */
@@ -693,6 +715,8 @@ int tcl_conf_parse(tcl_conf_t *conf, oconfig_item_t *ci)
       tcl_conf_interface(conf, child);
     else if (strcasecmp("InterfaceTimeout", child->key) == 0)
       tcl_conf_single_whole(conf, child, 1, 3600, &conf->interface_timeout);
+    else if (strcasecmp("InterfaceAttach", child->key) == 0)
+      tcl_conf_interface_attach(conf, child);
     else
       tcl_conf_error(conf,
                      "unknown option \"%s\" in <Plugin tcpconnlat>; "

@@ -24,8 +24,8 @@ static char tcl_bucket_names[TCL_MAX_BUCKETS][DATA_MAX_NAME_LEN];
  * collectd need not read the clock for each value. */
 static cdtime_t tcl_read_time;
 
-static void tcl_submit(const char *instance, const char *type,
-                       const char *type_instance, value_t value)
+void tcl_submit(const char *instance, const char *type,
+                const char *type_instance, value_t value)
 {
   value_list_t vl = VALUE_LIST_INIT;
 

@@ -13,6 +13,11 @@ void tcl_dispatch_prepare(const tcl_conf_t *conf);
 /* Start of a read: the time stamp of every value it dispatches. */
 void tcl_dispatch_begin(cdtime_t now);
 
+/* One value of plugin "tcpconnlat", stamped with the read's time (value_t:
+ * collectd's plugin.h, included first). */
+void tcl_submit(const char *instance, const char *type,
+                const char *type_instance, value_t value);
+
 /*
  * One series: delta[] holds this interval's growth and cum[] the cumulative
  * totals of the same series, both sorted by slot.

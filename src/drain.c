@@ -105,27 +105,17 @@ static int tcl_drain_fixed_add(tcl_drain_t *d, __u32 idx, const void *percpu,
   return tcl_snapshot_append(out, &e);
 }
 
-/* One entry of a batch: its key and its per-CPU values. */
-typedef int (*tcl_drain_entry_fn)(tcl_drain_t *d, const void *key,
-                                  const void *percpu, tcl_snapshot_t *out);
-
-/*
- * The whole map by batch lookups, a syscall per d->batch entries, each entry
- * handed to fn. 0; -1 when the kernel has no batch lookups for this map
- * (then nothing was handed over); else an errno.
- */
-static int tcl_drain_batches(tcl_drain_t *d, int fd, size_t key_size,
-                             tcl_drain_entry_fn fn, tcl_snapshot_t *out)
+int tcl_drain_batches(int fd, const tcl_batch_t *b, tcl_drain_entry_fn fn,
+                      void *ctx)
 {
-  size_t vstride = TCL_PERCPU_STRIDE(sizeof(struct tcl_stats_value));
   __u64 in_token = 0, out_token = 0; /* a bucket or an index: 4 bytes used */
   bool first = true;
   int status;
 
   for (;;) {
-    __u32 count = (__u32)d->batch;
+    __u32 count = (__u32)b->batch;
     int err = bpf_map_lookup_batch(fd, first ? NULL : &in_token, &out_token,
-                                   d->keys, d->values, &count, NULL);
+                                   b->keys, b->values, &count, NULL);
     int saved = errno;
 
     if (err != 0 && saved != ENOENT) {
@@ -135,9 +125,8 @@ static int tcl_drain_batches(tcl_drain_t *d, int fd, size_t key_size,
       return saved;
     }
     for (__u32 i = 0; i < count; i++) {
-      status = fn(d, (const char *)d->keys + (size_t)i * key_size,
-                  (const char *)d->values + (size_t)i * vstride * d->ncpus,
-                  out);
+      status = fn(ctx, (const char *)b->keys + (size_t)i * b->key_size,
+                  (const char *)b->values + (size_t)i * b->value_size);
       if (status != 0)
         return status;
     }
@@ -148,16 +137,37 @@ static int tcl_drain_batches(tcl_drain_t *d, int fd, size_t key_size,
   }
 }
 
-static int tcl_drain_fixed_entry(tcl_drain_t *d, const void *key,
-                                 const void *percpu, tcl_snapshot_t *out)
+/* What the entry functions of the stats maps need. */
+typedef struct {
+  tcl_drain_t *d;
+  tcl_snapshot_t *out;
+} tcl_drain_ctx_t;
+
+static int tcl_drain_fixed_entry(void *ctx, const void *key, const void *percpu)
 {
-  return tcl_drain_fixed_add(d, *(const __u32 *)key, percpu, out);
+  tcl_drain_ctx_t *c = ctx;
+
+  return tcl_drain_fixed_add(c->d, *(const __u32 *)key, percpu, c->out);
 }
 
-static int tcl_drain_stats_entry(tcl_drain_t *d, const void *key,
-                                 const void *percpu, tcl_snapshot_t *out)
+static int tcl_drain_stats_entry(void *ctx, const void *key, const void *percpu)
 {
-  return tcl_drain_add(d, key, percpu, out);
+  tcl_drain_ctx_t *c = ctx;
+
+  return tcl_drain_add(c->d, key, percpu, c->out);
+}
+
+/* The drain's batch buffers, for keys of key_size and per-CPU stats values. */
+static tcl_batch_t tcl_drain_batch_of(const tcl_drain_t *d, size_t key_size)
+{
+  return (tcl_batch_t){
+      .keys = d->keys,
+      .values = d->values,
+      .key_size = key_size,
+      .value_size = TCL_PERCPU_STRIDE(sizeof(struct tcl_stats_value)) *
+                    (size_t)d->ncpus,
+      .batch = d->batch,
+  };
 }
 
 static int tcl_drain_fixed(tcl_drain_t *d, int fd, tcl_snapshot_t *out)
@@ -165,7 +175,10 @@ static int tcl_drain_fixed(tcl_drain_t *d, int fd, tcl_snapshot_t *out)
   int status;
 
   if (!d->fixed_no_batch) {
-    status = tcl_drain_batches(d, fd, sizeof(__u32), tcl_drain_fixed_entry, out);
+    tcl_batch_t b = tcl_drain_batch_of(d, sizeof(__u32));
+    tcl_drain_ctx_t ctx = {.d = d, .out = out};
+
+    status = tcl_drain_batches(fd, &b, tcl_drain_fixed_entry, &ctx);
     if (status != -1)
       return status;
     d->fixed_no_batch = true;
@@ -186,8 +199,10 @@ int tcl_drain_stats(tcl_drain_t *d, int fd, int fixed_fd, tcl_snapshot_t *out)
 
   tcl_snapshot_clear(out);
   if (!d->no_batch) {
-    status = tcl_drain_batches(d, fd, sizeof(struct tcl_stats_key),
-                               tcl_drain_stats_entry, out);
+    tcl_batch_t b = tcl_drain_batch_of(d, sizeof(struct tcl_stats_key));
+    tcl_drain_ctx_t ctx = {.d = d, .out = out};
+
+    status = tcl_drain_batches(fd, &b, tcl_drain_stats_entry, &ctx);
     if (status == -1)
       d->no_batch = true;
     else if (status != 0)

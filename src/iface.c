@@ -3,11 +3,21 @@
  * Passive mode on an interface: attaching the TC programs politely, reading
  * their maps, dispatching one series per interface and direction.
  *
- * Politeness: the clsact qdisc is shared. The plugin creates it only where
- * there is none, attaches its own filters with a fixed handle and priority
- * (TCL_IFACE_TC_HANDLE, TCL_IFACE_TC_PRIORITY), and at shutdown detaches
- * exactly those (and only while they still run its program). It deletes the
- * qdisc only if it created it and no other filter is left on it.
+ * Ahead of everything else: a filter that ends classification (a u32 match
+ * with a classid, a Cilium or Calico program returning OK) hides the packet
+ * from every filter behind it, and a passive observer must see all traffic.
+ * Where the kernel has tcx (Linux 6.6), the programs are tcx links inserted
+ * at the head of each side's chain, which runs before the clsact qdisc's
+ * filters; else TC filters at the lowest priority number no other filter
+ * uses, looked up at each start. The programs return TC_ACT_UNSPEC
+ * (TCX_NEXT): whatever runs after them goes on as if they were not there.
+ *
+ * Politeness: nothing that is not ours is replaced or removed. tcx links
+ * are the plugin's own and go when it closes them (or dies). The clsact
+ * qdisc is shared: the plugin creates it only where there is none, attaches
+ * its filters with its own handle (TCL_IFACE_TC_HANDLE), and at shutdown
+ * detaches exactly those (and only while they still run its program). It
+ * deletes the qdisc only if it created it and no other filter is left on it.
  */
 #include "collectd.h"
 
@@ -36,14 +46,36 @@
 
 #define TCL_IFACE_BATCH 1024
 
+/*
+ * tcx (Linux 6.6): neither Debian 12's uapi headers nor libbpf 1.1 know it,
+ * but libbpf 1.1's bpf_link_create passes the attach type, the interface
+ * (target_fd) and the flags through to BPF_LINK_CREATE. BPF_F_BEFORE with
+ * no relative program inserts at the head of the interface's tcx chain
+ * (kernel/bpf/mprog.c: bpf_mprog_attach), and the tcx chain runs before the
+ * clsact qdisc's filters (net/core/dev.c: sch_handle_ingress/egress).
+ */
+#define TCL_BPF_TCX_INGRESS 46 /* enum bpf_attach_type */
+#define TCL_BPF_TCX_EGRESS 47
+#define TCL_BPF_F_BEFORE (1U << 3)
+
+/* TC priorities: 16 bits, 0 lets the kernel choose (not ahead of others). */
+#define TCL_TC_PRIO_MAX 0xffff
+/* Attempts at a free priority, when another program takes the one chosen
+ * between listing the filters and attaching. */
+#define TCL_TC_ATTACH_TRIES 3
+
 typedef struct {
   char name[IFNAMSIZ];
   char instance[2][DATA_MAX_NAME_LEN]; /* by TCL_IFACE_DIR_* */
   int ifindex;
   bool ethernet;      /* else a raw IP device */
+  bool tcx;           /* attached through tcx links, else TC filters */
   bool qdisc_created; /* the clsact qdisc is ours */
   bool attached[2];   /* [0] ingress, [1] egress */
-  __u32 prog_id[2];
+  int link_fd[2];     /* tcx: the links; closing them detaches */
+  __u32 prio[2];      /* TC: the filters' priorities */
+  __u32 prog_id[2];   /* TC: what the filters run */
+  __u32 behind[2];    /* TC: priorities in use ahead of ours */
 } tcl_iface_t;
 
 /* What the plugin counts itself, per series. */
@@ -57,6 +89,8 @@ static struct {
   struct tcpconnlat_iface_bpf *skel;
   tcl_iface_t ifaces[TCL_IFACE_MAX];
   size_t n;
+  tcl_iface_attach_t how;
+  bool no_tcx; /* the kernel has no tcx: TC filters from now on */
   tcl_drain_t drain;
   bool drain_ready;
   tcl_snapshot_t prev, cur, delta;
@@ -73,9 +107,19 @@ static const char *const tcl_iface_dir_names[2] = {
     [TCL_IFACE_DIR_OUT] = "out",
 };
 
+static const char *const tcl_iface_side_names[2] = {"ingress", "egress"};
+
 static const enum bpf_tc_attach_point tcl_iface_hooks[2] = {
     BPF_TC_INGRESS, /* runs tcl_iface_in: a SYN there came in */
     BPF_TC_EGRESS,
+};
+
+static const __u32 tcl_iface_tcx_types[2] = {TCL_BPF_TCX_INGRESS,
+                                             TCL_BPF_TCX_EGRESS};
+
+static const __u32 tcl_iface_parents[2] = {
+    TC_H_MAKE(TC_H_CLSACT, TC_H_MIN_INGRESS),
+    TC_H_MAKE(TC_H_CLSACT, TC_H_MIN_EGRESS),
 };
 
 /* ------------------------------------------------------------------------ */
@@ -120,22 +164,80 @@ static int tcl_iface_framing(int type, bool *ethernet)
   }
 }
 
+/* The TC filters on one side of a clsact qdisc, as far as placing ours goes. */
+typedef struct {
+  int entries;       /* netlink entries (a u32 filter makes several) */
+  __u32 lowest_free; /* lowest priority number no filter uses; 0: none */
+  __u32 stale_prio;  /* a bpf filter with our handle (0: none) */
+  uint64_t used[(TCL_TC_PRIO_MAX + 1) / 64]; /* priorities in use */
+} tcl_tc_side_t;
+
+/* One filter of a dump: its priority, and whether it looks like ours. */
+static void tcl_iface_filter_seen(const struct nlmsghdr *nh, tcl_tc_side_t *v)
+{
+  const struct tcmsg *tc = NLMSG_DATA(nh);
+  __u32 prio = TC_H_MAJ(tc->tcm_info) >> 16;
+  int len = (int)nh->nlmsg_len - (int)NLMSG_LENGTH(sizeof(*tc));
+  const struct rtattr *rta =
+      (const void *)((const char *)tc + NLMSG_ALIGN(sizeof(*tc)));
+  bool bpf = false;
+
+  v->entries++;
+  v->used[prio / 64] |= 1ULL << (prio % 64);
+  for (; RTA_OK(rta, len); rta = RTA_NEXT(rta, len))
+    if (rta->rta_type == TCA_KIND &&
+        strncmp(RTA_DATA(rta), "bpf", RTA_PAYLOAD(rta)) == 0)
+      bpf = true;
+  if (bpf && tc->tcm_handle == TCL_IFACE_TC_HANDLE && v->stale_prio == 0)
+    v->stale_prio = prio;
+}
+
+/* Receives a netlink dump until its end. */
+static int tcl_iface_dump_recv(int fd, tcl_tc_side_t *v)
+{
+  char buf[16384];
+
+  for (;;) {
+    ssize_t got = recv(fd, buf, sizeof(buf), 0);
+    struct nlmsghdr *nh;
+    int len;
+
+    if (got < 0) {
+      if (errno == EINTR)
+        continue;
+      return errno;
+    }
+    if (got == 0)
+      return 0;
+    len = (int)got;
+    for (nh = (struct nlmsghdr *)buf; NLMSG_OK(nh, len);
+         nh = NLMSG_NEXT(nh, len)) {
+      if (nh->nlmsg_type == NLMSG_DONE)
+        return 0;
+      if (nh->nlmsg_type == NLMSG_ERROR) {
+        const struct nlmsgerr *e = NLMSG_DATA(nh);
+        return e->error ? -e->error : 0;
+      }
+      if (nh->nlmsg_type == RTM_NEWTFILTER)
+        tcl_iface_filter_seen(nh, v);
+    }
+  }
+}
+
 /*
- * How many TC filters sit on one side (parent) of an interface's clsact
- * qdisc: a netlink dump, as `tc filter show dev X ingress` makes.
+ * The TC filters on one side (parent) of an interface's clsact qdisc: a
+ * netlink dump, as `tc filter show dev X ingress` makes.
  */
-static int tcl_iface_count_filters(int ifindex, __u32 parent, int *count)
+static int tcl_iface_tc_side(int ifindex, __u32 parent, tcl_tc_side_t *v)
 {
   struct {
     struct nlmsghdr nh;
     struct tcmsg tc;
   } req;
   struct sockaddr_nl sa = {.nl_family = AF_NETLINK};
-  char buf[16384];
-  int fd, err = 0;
-  bool done = false;
+  int fd, err;
 
-  *count = 0;
+  memset(v, 0, sizeof(*v));
   fd = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_ROUTE);
   if (fd < 0)
     return errno;
@@ -148,71 +250,43 @@ static int tcl_iface_count_filters(int ifindex, __u32 parent, int *count)
   req.tc.tcm_ifindex = ifindex;
   req.tc.tcm_parent = parent;
   if (sendto(fd, &req, req.nh.nlmsg_len, 0, (struct sockaddr *)&sa,
-             sizeof(sa)) < 0) {
+             sizeof(sa)) < 0)
     err = errno;
-    close(fd);
-    return err;
-  }
-  while (!done && err == 0) {
-    ssize_t got = recv(fd, buf, sizeof(buf), 0);
-    struct nlmsghdr *nh;
-    int len;
-
-    if (got < 0) {
-      if (errno == EINTR)
-        continue;
-      err = errno;
-      break;
-    }
-    if (got == 0)
-      break;
-    len = (int)got;
-    for (nh = (struct nlmsghdr *)buf; NLMSG_OK(nh, len);
-         nh = NLMSG_NEXT(nh, len)) {
-      if (nh->nlmsg_type == NLMSG_DONE) {
-        done = true;
-        break;
-      }
-      if (nh->nlmsg_type == NLMSG_ERROR) {
-        const struct nlmsgerr *e = NLMSG_DATA(nh);
-        err = e->error ? -e->error : 0;
-        done = true;
-        break;
-      }
-      if (nh->nlmsg_type == RTM_NEWTFILTER)
-        (*count)++;
-    }
-  }
+  else
+    err = tcl_iface_dump_recv(fd, v);
   close(fd);
+  for (__u32 p = 1; err == 0 && p <= TCL_TC_PRIO_MAX; p++)
+    if (!(v->used[p / 64] & (1ULL << (p % 64)))) {
+      v->lowest_free = p;
+      break;
+    }
   return err;
 }
 
-/* Our filter on one side, if it still runs our program. */
-static void tcl_iface_detach_one(tcl_iface_t *ifc, int side)
+/* Our TC filter on one side, if it still runs our program. */
+static void tcl_iface_detach_tc(tcl_iface_t *ifc, int side)
 {
   DECLARE_LIBBPF_OPTS(bpf_tc_hook, hook, .ifindex = ifc->ifindex,
                       .attach_point = tcl_iface_hooks[side]);
   DECLARE_LIBBPF_OPTS(bpf_tc_opts, opts, .handle = TCL_IFACE_TC_HANDLE,
-                      .priority = TCL_IFACE_TC_PRIORITY);
+                      .priority = ifc->prio[side]);
+  const char *where = tcl_iface_side_names[side];
   int err;
 
-  if (!ifc->attached[side])
-    return;
-  ifc->attached[side] = false;
   err = bpf_tc_query(&hook, &opts);
   if (err != 0) {
     if (err != -ENOENT && err != -ENODEV && err != -EINVAL)
       WARNING("tcpconnlat plugin: Interface \"%s\": could not look up the "
               "%s filter before removing it: %s",
-              ifc->name, side ? "egress" : "ingress", strerror(-err));
+              ifc->name, where, strerror(-err));
     return; /* gone already, with the interface or by hand */
   }
   if (opts.prog_id != ifc->prog_id[side]) {
     WARNING("tcpconnlat plugin: Interface \"%s\": the %s filter with "
-            "priority %d and handle 0x%x now runs another program (id %u); "
+            "priority %u and handle 0x%x now runs another program (id %u); "
             "left in place",
-            ifc->name, side ? "egress" : "ingress", TCL_IFACE_TC_PRIORITY,
-            TCL_IFACE_TC_HANDLE, opts.prog_id);
+            ifc->name, where, ifc->prio[side], TCL_IFACE_TC_HANDLE,
+            opts.prog_id);
     return;
   }
   opts.prog_id = 0;
@@ -221,9 +295,21 @@ static void tcl_iface_detach_one(tcl_iface_t *ifc, int side)
   err = bpf_tc_detach(&hook, &opts);
   if (err != 0 && err != -ENOENT && err != -ENODEV)
     WARNING("tcpconnlat plugin: Interface \"%s\": could not remove the %s "
-            "filter (priority %d, handle 0x%x): %s",
-            ifc->name, side ? "egress" : "ingress", TCL_IFACE_TC_PRIORITY,
-            TCL_IFACE_TC_HANDLE, strerror(-err));
+            "filter (priority %u, handle 0x%x): %s",
+            ifc->name, where, ifc->prio[side], TCL_IFACE_TC_HANDLE,
+            strerror(-err));
+}
+
+/* What we attached on one side: a tcx link goes with its last fd. */
+static void tcl_iface_detach_one(tcl_iface_t *ifc, int side)
+{
+  if (!ifc->attached[side])
+    return;
+  ifc->attached[side] = false;
+  if (ifc->tcx)
+    close(ifc->link_fd[side]);
+  else
+    tcl_iface_detach_tc(ifc, side);
 }
 
 /* The clsact qdisc, if we created it and nobody else uses it now. */
@@ -231,16 +317,15 @@ static void tcl_iface_remove_qdisc(tcl_iface_t *ifc)
 {
   DECLARE_LIBBPF_OPTS(bpf_tc_hook, hook, .ifindex = ifc->ifindex,
                       .attach_point = BPF_TC_INGRESS | BPF_TC_EGRESS);
-  int in = 0, out = 0, err;
+  tcl_tc_side_t in, out;
+  int err;
 
   if (!ifc->qdisc_created)
     return;
   ifc->qdisc_created = false;
-  err = tcl_iface_count_filters(ifc->ifindex,
-                                TC_H_MAKE(TC_H_CLSACT, TC_H_MIN_INGRESS), &in);
+  err = tcl_iface_tc_side(ifc->ifindex, tcl_iface_parents[0], &in);
   if (err == 0)
-    err = tcl_iface_count_filters(ifc->ifindex,
-                                  TC_H_MAKE(TC_H_CLSACT, TC_H_MIN_EGRESS), &out);
+    err = tcl_iface_tc_side(ifc->ifindex, tcl_iface_parents[1], &out);
   if (err == ENODEV || err == EINVAL || err == ENOENT)
     return; /* the interface or the qdisc is gone */
   if (err != 0) {
@@ -250,10 +335,10 @@ static void tcl_iface_remove_qdisc(tcl_iface_t *ifc)
             ifc->name, strerror(err));
     return;
   }
-  if (in + out > 0) {
+  if (in.entries + out.entries > 0) {
     INFO("tcpconnlat plugin: Interface \"%s\": the clsact qdisc the plugin "
-         "created is left in place: %d other filter(s) use it now.",
-         ifc->name, in + out);
+         "created is left in place: other filters use it now.",
+         ifc->name);
     return;
   }
   /* Both sides together: that deletes the qdisc. (One side alone would
@@ -276,57 +361,158 @@ static void tcl_iface_detach_all(void)
   }
 }
 
-static void tcl_iface_explain_attach(const tcl_iface_t *ifc, int side, int err,
-                                     char *errbuf, size_t errlen)
+static void tcl_iface_explain_tc(const tcl_iface_t *ifc, int side, __u32 prio,
+                                 int err, char *errbuf, size_t errlen)
 {
-  const char *where = side ? "egress" : "ingress";
+  const char *where = tcl_iface_side_names[side];
 
-  if (err == EEXIST)
-    snprintf(errbuf, errlen,
-             "Interface \"%s\": a TC filter with priority %d and handle 0x%x "
-             "is already attached to its %s (another collectd running "
-             "tcpconnlat, or one that was killed): the plugin does not "
-             "replace filters it did not create; remove it with \"tc filter "
-             "del dev %s %s protocol all pref %d handle 0x%x bpf\" if it is "
-             "stale",
-             ifc->name, TCL_IFACE_TC_PRIORITY, TCL_IFACE_TC_HANDLE, where,
-             ifc->name, where, TCL_IFACE_TC_PRIORITY, TCL_IFACE_TC_HANDLE);
-  else if (err == EPERM || err == EACCES)
+  if (err == EPERM || err == EACCES)
     snprintf(errbuf, errlen,
              "Interface \"%s\": the kernel did not permit attaching a TC "
              "filter (%s): collectd needs CAP_NET_ADMIN and CAP_BPF (or "
              "root)",
              ifc->name, strerror(err));
-  else if (err == EINVAL)
+  else if (err == EOPNOTSUPP)
     snprintf(errbuf, errlen,
-             "Interface \"%s\": the kernel refused the TC filter on its %s "
-             "(%s): another kind of filter may already use priority %d "
-             "there (see \"tc filter show dev %s %s\")",
-             ifc->name, where, strerror(err), TCL_IFACE_TC_PRIORITY,
-             ifc->name, where);
+             "Interface \"%s\": the kernel refused a TC filter on its %s "
+             "(%s): its clsact qdisc uses a shared filter block, which takes "
+             "filters only by block number (see \"tc qdisc show dev %s\"); "
+             "with Linux 6.6 or later use InterfaceAttach \"tcx\"",
+             ifc->name, where, strerror(err), ifc->name);
   else
     snprintf(errbuf, errlen,
              "Interface \"%s\": the TC filter could not be attached to its "
-             "%s: %s",
-             ifc->name, where, strerror(err));
+             "%s at priority %u: %s (see \"tc filter show dev %s %s\")",
+             ifc->name, where, prio, strerror(err), ifc->name, where);
 }
 
-static int tcl_iface_attach(tcl_iface_t *ifc, char *errbuf, size_t errlen)
+/* Notes what the listing found that the operator should know. */
+static void tcl_iface_tc_notes(const tcl_iface_t *ifc, int side,
+                               const tcl_tc_side_t *v)
+{
+  const char *where = tcl_iface_side_names[side];
+
+  if (v->stale_prio != 0)
+    WARNING("tcpconnlat plugin: Interface \"%s\": a bpf filter with the "
+            "plugin's handle 0x%x is already at priority %u on its %s "
+            "(another collectd running tcpconnlat, or one that was killed); "
+            "it is left alone. If it is stale, remove it with \"tc filter "
+            "del dev %s %s pref %u handle 0x%x bpf\".",
+            ifc->name, TCL_IFACE_TC_HANDLE, v->stale_prio, where, ifc->name,
+            where, v->stale_prio, TCL_IFACE_TC_HANDLE);
+  if (v->lowest_free > 1)
+    WARNING("tcpconnlat plugin: Interface \"%s\": filters at priorities 1 "
+            "to %u on its %s run ahead of the plugin's (priority %u): "
+            "packets they end classification for are not measured. tcx "
+            "(Linux 6.6 or later) runs ahead of all TC filters.",
+            ifc->name, v->lowest_free - 1, where, v->lowest_free);
+}
+
+/*
+ * A TC filter on one side, ahead of every other filter there: at the lowest
+ * priority number nobody uses, looked up now. If another program takes that
+ * priority meanwhile, the kernel refuses ours (EEXIST, or EINVAL for a
+ * filter of another kind): look again.
+ */
+static int tcl_iface_attach_tc(tcl_iface_t *ifc, int side, int prog_fd,
+                               char *errbuf, size_t errlen)
+{
+  DECLARE_LIBBPF_OPTS(bpf_tc_hook, hook, .ifindex = ifc->ifindex,
+                      .attach_point = tcl_iface_hooks[side]);
+  tcl_tc_side_t view;
+  int err = 0;
+
+  for (int attempt = 0; attempt < TCL_TC_ATTACH_TRIES; attempt++) {
+    DECLARE_LIBBPF_OPTS(bpf_tc_opts, opts, .handle = TCL_IFACE_TC_HANDLE,
+                        .prog_fd = prog_fd);
+
+    err = tcl_iface_tc_side(ifc->ifindex, tcl_iface_parents[side], &view);
+    if (err != 0) {
+      snprintf(errbuf, errlen,
+               "Interface \"%s\": the TC filters on its %s could not be "
+               "listed: %s",
+               ifc->name, tcl_iface_side_names[side], strerror(err));
+      return err;
+    }
+    if (view.lowest_free == 0) {
+      snprintf(errbuf, errlen,
+               "Interface \"%s\": every TC priority on its %s is taken",
+               ifc->name, tcl_iface_side_names[side]);
+      return ENOSPC;
+    }
+    opts.priority = view.lowest_free;
+    err = -bpf_tc_attach(&hook, &opts);
+    if (err == 0) {
+      ifc->attached[side] = true;
+      ifc->prio[side] = view.lowest_free;
+      ifc->prog_id[side] = opts.prog_id;
+      ifc->behind[side] = view.lowest_free - 1;
+      tcl_iface_tc_notes(ifc, side, &view);
+      return 0;
+    }
+    if (err != EEXIST && err != EINVAL)
+      break;
+  }
+  tcl_iface_explain_tc(ifc, side, view.lowest_free, err, errbuf, errlen);
+  return err;
+}
+
+/* A tcx link at the head of one side's chain: 0, or an errno. */
+static int tcl_iface_attach_tcx(tcl_iface_t *ifc, int side, int prog_fd)
+{
+  DECLARE_LIBBPF_OPTS(bpf_link_create_opts, opts, .flags = TCL_BPF_F_BEFORE);
+  int fd;
+
+  fd = bpf_link_create(prog_fd, ifc->ifindex,
+                       (enum bpf_attach_type)tcl_iface_tcx_types[side], &opts);
+  if (fd < 0)
+    return -fd;
+  ifc->link_fd[side] = fd;
+  ifc->attached[side] = true;
+  return 0;
+}
+
+/*
+ * tcx on the first side tells whether the kernel has it (Linux 6.6): it
+ * refuses an attach type it does not know with EINVAL. 0 when attached,
+ * -1 when the kernel has no tcx (and "auto" may fall back), else an errno.
+ */
+static int tcl_iface_try_tcx(tcl_iface_t *ifc, const int prog_fds[2],
+                             char *errbuf, size_t errlen)
+{
+  int err = 0;
+
+  for (int side = 0; side < 2 && err == 0; side++) {
+    err = tcl_iface_attach_tcx(ifc, side, prog_fds[side]);
+    if (err == EINVAL && side == 0 && tcl_iface.how == TCL_IFACE_ATTACH_AUTO)
+      return -1;
+  }
+  ifc->tcx = true; /* what is attached goes as tcx links */
+  if (err == EINVAL)
+    snprintf(errbuf, errlen,
+             "Interface \"%s\": the kernel refused a tcx link (%s): tcx "
+             "needs Linux 6.6 or later; use InterfaceAttach \"auto\" or "
+             "\"tc\" on older kernels",
+             ifc->name, strerror(err));
+  else if (err == EPERM || err == EACCES)
+    snprintf(errbuf, errlen,
+             "Interface \"%s\": the kernel did not permit a tcx link (%s): "
+             "collectd needs CAP_NET_ADMIN and CAP_BPF (or root)",
+             ifc->name, strerror(err));
+  else if (err != 0)
+    snprintf(errbuf, errlen,
+             "Interface \"%s\": the tcx link could not be made: %s",
+             ifc->name, strerror(err));
+  return err;
+}
+
+/* The clsact qdisc the TC filters need: created where there is none. */
+static int tcl_iface_clsact(tcl_iface_t *ifc, char *errbuf, size_t errlen)
 {
   DECLARE_LIBBPF_OPTS(bpf_tc_hook, hook, .ifindex = ifc->ifindex,
                       .attach_point = BPF_TC_INGRESS | BPF_TC_EGRESS);
-  struct bpf_program *progs[2];
-  int err;
+  int err = bpf_tc_hook_create(&hook);
 
-  if (ifc->ethernet) {
-    progs[0] = tcl_iface.skel->progs.tcl_iface_in;
-    progs[1] = tcl_iface.skel->progs.tcl_iface_out;
-  } else {
-    progs[0] = tcl_iface.skel->progs.tcl_iface_l3_in;
-    progs[1] = tcl_iface.skel->progs.tcl_iface_l3_out;
-  }
-
-  err = bpf_tc_hook_create(&hook);
   if (err == 0) {
     ifc->qdisc_created = true;
   } else if (err != -EEXIST) {
@@ -336,23 +522,53 @@ static int tcl_iface_attach(tcl_iface_t *ifc, char *errbuf, size_t errlen)
              err == -EPERM ? " (collectd needs CAP_NET_ADMIN)" : "");
     return -err;
   }
-
-  for (int side = 0; side < 2; side++) {
-    DECLARE_LIBBPF_OPTS(bpf_tc_hook, one, .ifindex = ifc->ifindex,
-                        .attach_point = tcl_iface_hooks[side]);
-    DECLARE_LIBBPF_OPTS(bpf_tc_opts, opts, .handle = TCL_IFACE_TC_HANDLE,
-                        .priority = TCL_IFACE_TC_PRIORITY,
-                        .prog_fd = bpf_program__fd(progs[side]));
-
-    err = bpf_tc_attach(&one, &opts);
-    if (err != 0) {
-      tcl_iface_explain_attach(ifc, side, -err, errbuf, errlen);
-      return -err;
-    }
-    ifc->attached[side] = true;
-    ifc->prog_id[side] = opts.prog_id;
-  }
   return 0;
+}
+
+/* Where the programs run, for the log: one sentence. */
+static void tcl_iface_log_attached(const tcl_iface_t *ifc)
+{
+  if (ifc->tcx) {
+    INFO("tcpconnlat plugin: Interface \"%s\" (ifindex %d, %s): attached "
+         "through tcx links at the head of ingress and egress, ahead of "
+         "every other tcx program and TC filter there.",
+         ifc->name, ifc->ifindex, ifc->ethernet ? "Ethernet" : "raw IP");
+    return;
+  }
+  INFO("tcpconnlat plugin: Interface \"%s\" (ifindex %d, %s): TC filters "
+       "(handle 0x%x) attached at priority %u on ingress (%u in use ahead) "
+       "and %u on egress (%u ahead), ahead of every filter with a higher "
+       "priority number; clsact qdisc %s.",
+       ifc->name, ifc->ifindex, ifc->ethernet ? "Ethernet" : "raw IP",
+       TCL_IFACE_TC_HANDLE, ifc->prio[0], ifc->behind[0], ifc->prio[1],
+       ifc->behind[1], ifc->qdisc_created ? "created" : "shared");
+}
+
+static int tcl_iface_attach(tcl_iface_t *ifc, char *errbuf, size_t errlen)
+{
+  int prog_fds[2], err;
+
+  if (ifc->ethernet) {
+    prog_fds[0] = bpf_program__fd(tcl_iface.skel->progs.tcl_iface_in);
+    prog_fds[1] = bpf_program__fd(tcl_iface.skel->progs.tcl_iface_out);
+  } else {
+    prog_fds[0] = bpf_program__fd(tcl_iface.skel->progs.tcl_iface_l3_in);
+    prog_fds[1] = bpf_program__fd(tcl_iface.skel->progs.tcl_iface_l3_out);
+  }
+
+  if (tcl_iface.how != TCL_IFACE_ATTACH_TC && !tcl_iface.no_tcx) {
+    err = tcl_iface_try_tcx(ifc, prog_fds, errbuf, errlen);
+    if (err >= 0)
+      return err;
+    tcl_iface.no_tcx = true;
+    INFO("tcpconnlat plugin: this kernel has no tcx (Linux 6.6 or later): "
+         "the interface programs are attached as TC filters.");
+  }
+
+  err = tcl_iface_clsact(ifc, errbuf, errlen);
+  for (int side = 0; side < 2 && err == 0; side++)
+    err = tcl_iface_attach_tc(ifc, side, prog_fds[side], errbuf, errlen);
+  return err;
 }
 
 /* ------------------------------------------------------------------------ */
@@ -494,14 +710,15 @@ void tcl_iface_stop(void)
   memset(&tcl_iface, 0, sizeof(tcl_iface));
 }
 
-int tcl_iface_start(const char *const *names, size_t n, char *errbuf,
-                    size_t errlen)
+int tcl_iface_start(const char *const *names, size_t n,
+                    tcl_iface_attach_t how, char *errbuf, size_t errlen)
 {
   int err;
 
   tcl_iface_stop();
   if (n == 0)
     return 0;
+  tcl_iface.how = how;
   err = tcl_iface_resolve(names, n, errbuf, errlen);
   if (err == 0)
     err = tcl_iface_buffers();
@@ -526,13 +743,7 @@ int tcl_iface_start(const char *const *names, size_t n, char *errbuf,
   }
   tcl_iface.running = true;
   for (size_t i = 0; i < tcl_iface.n; i++)
-    INFO("tcpconnlat plugin: Interface \"%s\" (ifindex %d, %s): TC filters "
-         "attached to ingress and egress with priority %d and handle 0x%x%s.",
-         tcl_iface.ifaces[i].name, tcl_iface.ifaces[i].ifindex,
-         tcl_iface.ifaces[i].ethernet ? "Ethernet" : "raw IP",
-         TCL_IFACE_TC_PRIORITY, TCL_IFACE_TC_HANDLE,
-         tcl_iface.ifaces[i].qdisc_created ? ", clsact qdisc created"
-                                           : ", clsact qdisc shared");
+    tcl_iface_log_attached(&tcl_iface.ifaces[i]);
   return 0;
 }
 
@@ -600,42 +811,47 @@ static int tcl_iface_scan_iterate(__u64 now_ns, __u64 timeout_ns)
   return errno == ENOENT ? 0 : errno;
 }
 
+/* The clock of a flow table scan. */
+typedef struct {
+  __u64 now_ns;
+  __u64 timeout_ns;
+} tcl_iface_scan_t;
+
+static int tcl_iface_flow_entry(void *ctx, const void *key, const void *value)
+{
+  const tcl_iface_scan_t *scan = ctx;
+
+  tcl_iface_flow_seen(key, value, scan->now_ns, scan->timeout_ns);
+  return 0;
+}
+
 /* Pending handshakes per series; expiry of the unanswered ones. */
 static int tcl_iface_scan_flows(__u64 timeout_ns)
 {
   int fd = bpf_map__fd(tcl_iface.skel->maps.tcl_iface_flows);
-  __u64 in_token = 0, out_token = 0, now_ns;
+  tcl_batch_t b = {
+      .keys = tcl_iface.flow_keys,
+      .values = tcl_iface.flow_values,
+      .key_size = sizeof(struct tcl_iface_flow),
+      .value_size = sizeof(struct tcl_iface_syn),
+      .batch = TCL_IFACE_BATCH,
+  };
+  tcl_iface_scan_t scan = {.timeout_ns = timeout_ns};
   struct timespec ts;
-  bool first = true;
 
   for (size_t s = 0; s < TCL_IFACE_NSERIES; s++)
     tcl_iface.user[s].pending = 0;
   clock_gettime(CLOCK_MONOTONIC, &ts); /* bpf_ktime_get_ns()'s clock */
-  now_ns = (__u64)ts.tv_sec * 1000000000ULL + (__u64)ts.tv_nsec;
+  scan.now_ns = (__u64)ts.tv_sec * 1000000000ULL + (__u64)ts.tv_nsec;
 
-  while (!tcl_iface.flows_no_batch) {
-    __u32 count = TCL_IFACE_BATCH;
-    int err = bpf_map_lookup_batch(fd, first ? NULL : &in_token, &out_token,
-                                   tcl_iface.flow_keys, tcl_iface.flow_values,
-                                   &count, NULL);
-    int saved = errno;
+  if (!tcl_iface.flows_no_batch) {
+    int err = tcl_drain_batches(fd, &b, tcl_iface_flow_entry, &scan);
 
-    if (err != 0 && saved != ENOENT) {
-      if (first && (saved == EINVAL || saved == ENOTSUP || saved == 524)) {
-        tcl_iface.flows_no_batch = true;
-        break;
-      }
-      return saved;
-    }
-    for (__u32 i = 0; i < count; i++)
-      tcl_iface_flow_seen(&tcl_iface.flow_keys[i], &tcl_iface.flow_values[i],
-                          now_ns, timeout_ns);
-    if (err != 0)
-      return 0; /* ENOENT: that was the last batch */
-    in_token = out_token;
-    first = false;
+    if (err != -1)
+      return err;
+    tcl_iface.flows_no_batch = true;
   }
-  return tcl_iface_scan_iterate(now_ns, timeout_ns);
+  return tcl_iface_scan_iterate(scan.now_ns, timeout_ns);
 }
 
 /*
@@ -654,40 +870,26 @@ static void tcl_iface_evictions(__u32 s, const struct tcl_iface_counters *before
     u->evictions = before->inserted - gone;
 }
 
-static void tcl_iface_submit(const char *instance, const char *type,
-                             const char *type_instance, value_t value)
-{
-  value_list_t vl = VALUE_LIST_INIT;
-
-  vl.values = &value;
-  vl.values_len = 1;
-  sstrncpy(vl.plugin, "tcpconnlat", sizeof(vl.plugin));
-  sstrncpy(vl.plugin_instance, instance, sizeof(vl.plugin_instance));
-  sstrncpy(vl.type, type, sizeof(vl.type));
-  sstrncpy(vl.type_instance, type_instance, sizeof(vl.type_instance));
-  plugin_dispatch_values(&vl);
-}
-
 static void tcl_iface_dispatch_counters(const char *instance,
                                         const struct tcl_iface_counters *c,
                                         const tcl_iface_user_t *u)
 {
-  tcl_iface_submit(instance, "total_connections", "syn",
-                   (value_t){.derive = (derive_t)c->syn});
-  tcl_iface_submit(instance, "total_connections", "syn_retransmit",
-                   (value_t){.derive = (derive_t)c->syn_retransmit});
-  tcl_iface_submit(instance, "total_connections", "unanswered",
-                   (value_t){.derive = (derive_t)(c->replaced + u->expired)});
-  tcl_iface_submit(instance, "total_connections", "ambiguous",
-                   (value_t){.derive = (derive_t)c->ambiguous});
-  tcl_iface_submit(instance, "derive", "evictions",
-                   (value_t){.derive = (derive_t)u->evictions});
-  tcl_iface_submit(instance, "derive", "synack_unmatched",
-                   (value_t){.derive = (derive_t)c->synack_unmatched});
-  tcl_iface_submit(instance, "derive", "stats_dropped",
-                   (value_t){.derive = (derive_t)c->stats_full});
-  tcl_iface_submit(instance, "gauge", "pending",
-                   (value_t){.gauge = (gauge_t)u->pending});
+  tcl_submit(instance, "total_connections", "syn",
+             (value_t){.derive = (derive_t)c->syn});
+  tcl_submit(instance, "total_connections", "syn_retransmit",
+             (value_t){.derive = (derive_t)c->syn_retransmit});
+  tcl_submit(instance, "total_connections", "unanswered",
+             (value_t){.derive = (derive_t)(c->replaced + u->expired)});
+  tcl_submit(instance, "total_connections", "ambiguous",
+             (value_t){.derive = (derive_t)c->ambiguous});
+  tcl_submit(instance, "derive", "evictions",
+             (value_t){.derive = (derive_t)u->evictions});
+  tcl_submit(instance, "derive", "synack_unmatched",
+             (value_t){.derive = (derive_t)c->synack_unmatched});
+  tcl_submit(instance, "derive", "stats_dropped",
+             (value_t){.derive = (derive_t)c->stats_full});
+  tcl_submit(instance, "gauge", "pending",
+             (value_t){.gauge = (gauge_t)u->pending});
 }
 
 /* The entries of one series in a snapshot sorted by (series, slot). */

@@ -21,18 +21,20 @@
 
 /*
  * Loads the TC programs and attaches them to ingress and egress of each
- * named interface (in collectd's network namespace), creating the clsact
- * qdisc where there is none. On failure everything created is removed again
- * and errbuf holds one sentence saying why.
+ * named interface (in collectd's network namespace), ahead of everything
+ * else there: tcx links where the kernel has tcx and `how` allows it, else
+ * TC filters at the lowest free priority, creating the clsact qdisc where
+ * there is none. On failure everything created is removed again and errbuf
+ * holds one sentence saying why.
  */
-int tcl_iface_start(const char *const *names, size_t n, char *errbuf,
-                    size_t errlen);
+int tcl_iface_start(const char *const *names, size_t n,
+                    tcl_iface_attach_t how, char *errbuf, size_t errlen);
 
 /* Drains the maps and dispatches every interface series. */
 int tcl_iface_read(double interval_s, const tcl_conf_t *conf);
 
 /*
- * Detaches exactly the filters tcl_iface_start attached, removes a clsact
+ * Detaches exactly the links and filters tcl_iface_start attached, removes a clsact
  * qdisc only if the plugin created it and no other filter uses it, and
  * frees everything. Idempotent.
  */

@@ -99,8 +99,8 @@ static int tcpconnlat_init(void)
 
     for (size_t i = 0; i < conf.interfaces_num; i++)
       names[i] = conf.interfaces[i];
-    status = tcl_iface_start(names, conf.interfaces_num, reason,
-                             sizeof(reason));
+    status = tcl_iface_start(names, conf.interfaces_num,
+                             conf.interface_attach, reason, sizeof(reason));
     if (status != 0) {
       ERROR("tcpconnlat plugin: not starting: %s.", reason);
       goto fail;

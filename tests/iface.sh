@@ -6,12 +6,25 @@
 #
 # collectd runs in the router namespace with Interface rA rB rC, so the TC
 # programs see only this bed's packets and every count is exact. The server
-# holds its SYN-ACKs D ms (NFQUEUE + nfq_delay). Checked:
-#   - forwarded handshakes, IPv4 and IPv6, D = 20 and 50 ms, 100 sequential
-#     connects each: the router's latency (iface-rA-in: SYN came in;
-#     iface-rB-out: SYN went out) matches the client's own connect() times
-#     within 2 % or 0.2 ms (mean over the case; every interval's median and
-#     max within the client's range); syn/established counts exact;
+# holds its SYN-ACKs D ms (NFQUEUE + nfq_delay). rA carries filters of
+# somebody else, among them u32 filters that end classification for every
+# IPv4 and IPv6 packet (classid 1:1) at priorities 7 and 8: whatever runs
+# behind them sees nothing. Two runs: InterfaceAttach "tc" (TC filters, as on
+# kernels without tcx), then "auto" (tcx links on this kernel). Checked:
+#   - where the programs run: TC filters at the lowest free priority on each
+#     side (rA ingress 2, since 1 is taken; 1 elsewhere), the log says so and
+#     warns about the filter ahead; tcx links (collectd's fdinfo: ingress
+#     46, egress 47 on each interface) and no TC filter; both see everything
+#     the terminating filters would hide;
+#   - forwarded handshakes, IPv4 and IPv6, D = 20 ms (TC run) and 50 ms (tcx
+#     run), 100 sequential connects each: the router's latency (iface-rA-in:
+#     SYN came in; iface-rB-out: SYN went out) matches the client's own
+#     connect() times within 2 % or 0.2 ms (mean over the case; every
+#     interval's median and max within the client's range); syn/established
+#     counts exact;
+#   - TCP Fast Open (tcpclient --fastopen), IPv4 and IPv6: SYNs that carry
+#     data (the server's TcpExt TCPFastOpenPassive counts them) are paired
+#     with SYN-ACKs that acknowledge the data too, and timed as above;
 #   - a retransmitted SYN (the server drops the first SYN of each connect) is
 #     counted and timed from the SYN the SYN-ACK answers (TCP timestamps),
 #     not from the first one; without timestamps it is counted as ambiguous
@@ -19,10 +32,10 @@
 #   - SYNs never answered are counted as unanswered after InterfaceTimeout;
 #   - politeness: filters installed beforehand by someone else (on a clsact
 #     qdisc they created) and one added while collectd runs are still there
-#     afterwards; the plugin's own filters (priority 1985, handle 0x7c1) are
-#     gone; the clsact qdisc the plugin created is removed only where nobody
-#     else uses it; a failed start (priority taken on the third interface)
-#     removes what it had attached to the first two.
+#     afterwards; the plugin's own filters (handle 0x7c1) and links are gone;
+#     the clsact qdisc the plugin created is removed only where nobody else
+#     uses it; a failed start (a shared filter block on the third interface,
+#     InterfaceAttach "tc") removes what it had attached to the first two.
 #
 # Exit: 0 pass, 1 fail, 77 skip (a skip is a failure when CI=true).
 set -euo pipefail
@@ -33,7 +46,7 @@ here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 . "$here/lib/collectd.sh"
 
 tcl_require_root
-for tool in ip tc iptables ip6tables sysctl awk paste; do
+for tool in ip tc iptables ip6tables sysctl awk paste chrt; do
 	command -v "$tool" >/dev/null 2>&1 || tcl_skip_or_fail "$tool is not installed"
 done
 for bin in tcpclient nfq_delay; do
@@ -42,7 +55,6 @@ done
 
 tcl_init
 
-OUR_PRIO=1985   # TCL_IFACE_TC_PRIORITY
 OUR_HANDLE=0x7c1 # TCL_IFACE_TC_HANDLE
 N=100           # sequential connects per accuracy case
 
@@ -129,11 +141,11 @@ _links_ready() {
 wait_until 10 "the links and routes of the bed" _links_ready
 
 # ------------------------------------------------------------ the server
-# listen ADDR PORT: a tcpclient listener in the server namespace, tracked by
-# PID (ip netns exec execs it); sets LISTEN_PORT
+# listen ADDR PORT [ARGS]: a tcpclient listener in the server namespace,
+# tracked by PID (ip netns exec execs it); sets LISTEN_PORT
 listen() {
 	local out=$TCL_WORK/listen-$RANDOM
-	tcl_spawn ip netns exec "$NS_S" "$TCL_TEST_BIN/tcpclient" listen -a "$1" -p "$2" >"$out" 2>&1
+	tcl_spawn ip netns exec "$NS_S" "$TCL_TEST_BIN/tcpclient" listen -a "$1" -p "$2" "${@:3}" >"$out" 2>&1
 	wait_until 10 "a listener on [$1]:$2" grep -q '^ready ' "$out"
 	LISTEN_PORT=$(awk '/^ready /{print $2; exit}' "$out")
 }
@@ -146,11 +158,20 @@ listen "$S6" "$P50"
 listen "$S4" 0
 PR=$LISTEN_PORT # retransmissions: the first SYN of each connect is dropped
 PD=9            # every SYN dropped: never answered
+# TCP Fast Open: the server takes data in the SYN (tcp_fastopen bit 2), the
+# client sends it once it has the server's cookie (bit 1).
+in_s sysctl -qw net.ipv4.tcp_fastopen=3
+in_c sysctl -qw net.ipv4.tcp_fastopen=1
+listen "$S4" 0 --fastopen
+PF=$LISTEN_PORT
+listen "$S6" "$PF" --fastopen
 
 # nfq_delay Q MS in the server namespace
 nfq() {
 	local out=$TCL_WORK/nfq-$1
-	tcl_spawn ip netns exec "$NS_S" "$TCL_TEST_BIN/nfq_delay" -q "$1" -d "$2" >"$out" 2>&1
+	# real-time priority: the hold stays D ms when the host is busy, so every
+	# interval sees the same latencies
+	tcl_spawn ip netns exec "$NS_S" chrt -f 10 "$TCL_TEST_BIN/nfq_delay" -q "$1" -d "$2" >"$out" 2>&1
 	wait_until 10 "nfq_delay on queue $1" grep -q '^ready$' "$out"
 }
 nfq 1 20
@@ -160,6 +181,8 @@ for ipt in iptables ip6tables; do
 		-j NFQUEUE --queue-num 1 --queue-bypass
 	in_s "$ipt" -w -A OUTPUT -p tcp --sport "$P50" --tcp-flags SYN,ACK SYN,ACK \
 		-j NFQUEUE --queue-num 2 --queue-bypass
+	in_s "$ipt" -w -A OUTPUT -p tcp --sport "$PF" --tcp-flags SYN,ACK SYN,ACK \
+		-j NFQUEUE --queue-num 1 --queue-bypass
 done
 in_s iptables -w -A OUTPUT -p tcp --sport "$PR" --tcp-flags SYN,ACK SYN,ACK \
 	-j NFQUEUE --queue-num 1 --queue-bypass
@@ -172,7 +195,10 @@ in_s iptables -w -A INPUT -p tcp --dport "$PD" --syn -j DROP
 connect_ok() {
 	local addr=$1 port=$2 n=$3 f=$4
 	shift 4
-	in_c "$TCL_TEST_BIN/tcpclient" connect -a "$addr" -p "$port" -n "$n" "$@" >"$f" 2>"$f.err" ||
+	# at real-time priority, as in accuracy.sh: the client's own clock is the
+	# ground truth, and a wake-up delayed by other load on the host is not
+	# part of the handshake
+	in_c chrt -f 10 "$TCL_TEST_BIN/tcpclient" connect -a "$addr" -p "$port" -n "$n" "$@" >"$f" 2>"$f.err" ||
 		fail "tcpclient connect to [$addr]:$port: $(cat "$f.err")"
 	[[ $(awk '$1 == "ok"' "$f" | wc -l) -eq $n ]] ||
 		fail "connects to [$addr]:$port: not all $n ok: $(sort "$f" | cut -d' ' -f1 | uniq -c | tr '\n' ' ')"
@@ -187,6 +213,14 @@ in_r tc qdisc add dev rA clsact
 in_r tc filter add dev rA ingress prio 1 handle 800::1 u32 match u32 0x7c3a5e11 0xffffffff at 0
 in_r tc filter add dev rA egress prio 2 bpf bytecode '1,6 0 0 0,'
 
+# and filters that end classification for every packet (a u32 match with a
+# classid), at a priority number below the plugin's old fixed 1985: a filter
+# behind them sees nothing. The plugin must run ahead of them.
+for side in ingress egress; do
+	in_r tc filter add dev rA "$side" pref 7 protocol ip u32 match u32 0 0 classid 1:1
+	in_r tc filter add dev rA "$side" pref 8 protocol ipv6 u32 match u32 0 0 classid 1:1
+done
+
 # (output captured first: grep -q ending a pipe early fails it under pipefail)
 filters() { in_r tc filter show dev "$1" "$2" 2>/dev/null || true; }
 filters_have() { # DEV SIDE ERE
@@ -199,23 +233,26 @@ has_qdisc() {
 	out=$(in_r tc qdisc show dev "$1")
 	grep -q clsact <<<"$out"
 }
-has_ours() { filters_have "$1" "$2" "pref $OUR_PRIO bpf .*handle $OUR_HANDLE"; }
+has_ours() { filters_have "$1" "$2" "pref ${3:-[0-9]+} bpf .*handle $OUR_HANDLE"; } # DEV SIDE [PRIO]
 foreign_ok() { # rA's two filters of somebody else, unchanged
 	filters_have rA ingress 'pref 1 u32 .*fh 800::1' &&
 		filters_have rA ingress 'match 7c3a5e11/ffffffff at 0' &&
-		filters_have rA egress "pref 2 bpf .*bytecode '1,6 0 0 0'"
+		filters_have rA egress "pref 2 bpf .*bytecode '1,6 0 0 0'" &&
+		filters_have rA ingress 'pref 7 u32 .*flowid 1:1' && filters_have rA ingress 'pref 8 u32 .*flowid 1:1' &&
+		filters_have rA egress 'pref 7 u32 .*flowid 1:1' && filters_have rA egress 'pref 8 u32 .*flowid 1:1'
 }
 foreign_ok || fail "could not install the filters of somebody else"
 
 # ------------------------------------------ a start that fails half-way
-# rD's ingress priority OUR_PRIO is taken by a u32 filter: attaching there
-# fails after rA and rC were done; everything must be undone.
-in_r tc qdisc add dev rD clsact
-in_r tc filter add dev rD ingress prio "$OUR_PRIO" handle 800::1 u32 match u32 0x7c3a5e11 0xffffffff at 0
+# rD's clsact qdisc takes filters only through a shared block (ingress_block):
+# with InterfaceAttach "tc", attaching there fails after rA and rC were done;
+# everything must be undone.
+in_r tc qdisc add dev rD ingress_block 7193 clsact
 collectd_start 'Interface "rA" "rC" "rD"
+InterfaceAttach "tc"
 OwnNetnsOnly true' "" ip netns exec "$NS_R"
 wait_until 10 "the failed start to be logged" \
-	grep -q 'not starting: Interface "rD": the kernel refused the TC filter on its ingress' "$TCL_WORK/collectd.log"
+	grep -q 'not starting: Interface "rD": the kernel refused a TC filter on its ingress .*shared filter block' "$TCL_WORK/collectd.log"
 wait_until 10 "the plugin to be unloaded" grep -q "Plugin will be unloaded" "$TCL_WORK/collectd.log"
 collectd_stop
 foreign_ok || fail "failed start: the filters of somebody else on rA changed"
@@ -226,27 +263,9 @@ for dev in rA rC; do
 done
 ! has_qdisc rC || fail "failed start: the clsact qdisc created on rC was left behind"
 has_qdisc rA || fail "failed start: the clsact qdisc of somebody else on rA was removed"
-filters_have rD ingress "pref $OUR_PRIO u32" || fail "failed start: rD's u32 filter was removed: $(filters rD ingress)"
-pass "a failed start (priority $OUR_PRIO taken on rD) left no filter or qdisc of ours, and the others' untouched"
+has_qdisc rD || fail "failed start: rD's clsact qdisc (somebody else's) was removed"
+pass "a failed start (a shared filter block on rD) left no filter or qdisc of ours, and the others' untouched"
 in_r tc qdisc del dev rD clsact
-
-# ------------------------------------------------------------ the run
-collectd_start 'Interface "rA"
-Interface "rB" "rC"
-InterfaceTimeout 2
-OwnNetnsOnly true' "" ip netns exec "$NS_R"
-grep -q 'Interface "rA" (ifindex [0-9]*, Ethernet): TC filters attached .*clsact qdisc shared' "$TCL_WORK/collectd.log" ||
-	fail "rA: expected the shared clsact qdisc to be logged"
-grep -q 'Interface "rB" (ifindex [0-9]*, Ethernet): TC filters attached .*clsact qdisc created' "$TCL_WORK/collectd.log" ||
-	fail "rB: expected the created clsact qdisc to be logged"
-for dev in rA rB rC; do
-	for side in ingress egress; do
-		has_ours "$dev" "$side" || fail "no filter of ours on $dev $side: $(filters "$dev" "$side")"
-	done
-done
-# somebody adds a filter to the qdisc the plugin created on rB
-in_r tc filter add dev rB egress prio 3 bpf bytecode '1,6 0 0 0,'
-pass "filters attached (priority $OUR_PRIO, handle $OUR_HANDLE) on rA, rB, rC next to the others'"
 
 # ---------------------------------------------------------- reading back
 # All rows "epoch,value" of NAME (plugin-instance/type-instance), every day.
@@ -254,8 +273,12 @@ rows() { _csv_data "$1"; }
 nrows() { rows "$1" | wc -l; }
 last() { csv_last "tcpconnlat-$1"; }
 
-# Expected totals of the two series that see the forwarded handshakes.
-declare -A want=([syn]=0 [established]=0 [syn_retransmit]=0 [ambiguous]=0 [unanswered]=0)
+# Expected totals of the two series that see the forwarded handshakes, since
+# collectd started (its maps start empty).
+declare -A want
+want_reset() {
+	want=([syn]=0 [established]=0 [syn_retransmit]=0 [ambiguous]=0 [unanswered]=0)
+}
 SEEN=(iface-rA-in iface-rB-out)
 QUIET=(iface-rA-out iface-rB-in iface-rC-in iface-rC-out)
 COUNTERS=(total_connections-syn total_connections-established total_connections-syn_retransmit
@@ -298,6 +321,9 @@ hist() {
 	paste -d, <(rows "$inst/total_connections-established") <(rows "$inst/latency-average") \
 		<(rows "$inst/latency-percentile-50") <(rows "$inst/latency-max") |
 		awk -F, -v from="$from" '
+			# a row some file does not have yet (collectd writes them one
+			# by one): paste leaves its fields empty; it is the last one
+			$1 == "" || $3 == "" || $5 == "" || $7 == "" { exit }
 			NR > 1 { n = $2 - prev }
 			{ prev = $2 }
 			NR > from && n > 0 {
@@ -329,15 +355,17 @@ ms() { awk -v s="$1" 'BEGIN { printf "%.3f", s * 1000 }'; }
 # case (plus the tolerance) were delayed on the client's side, after the
 # SYN-ACK had passed the router: they are left out of the client's mean (at
 # most 5 % of them).
-accuracy() { # FAMILY ADDR PORT D
+accuracy() { # FAMILY ADDR PORT D [TCPCLIENT ARGS]
 	local fam=$1 addr=$2 port=$3 d=$4 f inst cmean cmed cmin cmax kept kmean
-	local n sum pmin pmax mx mean tol limit
-	f=$TCL_WORK/case-v$fam-$d
+	local n sum pmin pmax mx mean tol limit what="SYN-ACK delay $d ms"
+	shift 4
+	f=$TCL_WORK/case-v$fam-$d-$port
+	[[ $# -eq 0 ]] || what="$what, $*"
 	declare -A from_row=()
 	for inst in "${SEEN[@]}"; do
 		from_row[$inst]=$(nrows "tcpconnlat-$inst/total_connections-established")
 	done
-	connect_ok "$addr" "$port" "$N" "$f"
+	connect_ok "$addr" "$port" "$N" "$f" "$@"
 	want[syn]=$((want[syn] + N))
 	want[established]=$((want[established] + N))
 	settle
@@ -349,7 +377,7 @@ accuracy() { # FAMILY ADDR PORT D
 		tol=$(awk -v c="$cmed" 'BEGIN { t = 0.02 * c; if (t < 0.0002) t = 0.0002; printf "%.9f", t }')
 		limit=$(awk -v m="$mx" -v t="$tol" 'BEGIN { printf "%.9f", m + t }')
 		read -r _ _ _ _ _ kept kmean < <(client "$f" "$limit")
-		note "$inst IPv$fam D=$d ms: router mean $(ms "$mean") ms, interval medians" \
+		note "$inst IPv$fam D=$d ms $*: router mean $(ms "$mean") ms, interval medians" \
 			"$(ms "$pmin")..$(ms "$pmax") ms, max $(ms "$mx") ms | client mean $(ms "$cmean") ms," \
 			"median $(ms "$cmed") ms, min $(ms "$cmin"), max $(ms "$cmax"); $kept/$N not slower" \
 			"than $(ms "$limit") ms: mean $(ms "$kmean") ms | tolerance $(ms "$tol") ms"
@@ -362,13 +390,112 @@ accuracy() { # FAMILY ADDR PORT D
 		awk -v m="$mx" -v lo="$cmin" -v hi="$cmax" -v t="$tol" 'BEGIN { exit !(m >= lo - t && m <= hi + t) }' ||
 			fail "$inst IPv$fam D=$d: router max $(ms "$mx") ms is outside the client's range $(ms "$cmin")..$(ms "$cmax") ms"
 	done
-	pass "IPv$fam, SYN-ACK delay $d ms, $N forwarded handshakes: counts exact, latency within 2 % or 0.2 ms of the client's"
+	pass "IPv$fam, $what, $N forwarded handshakes: counts exact, latency within 2 % or 0.2 ms of the client's"
 }
+
+# ------------------------------------------- TC filters (InterfaceAttach tc)
+# As on kernels without tcx (Debian 12's 6.1): filters at the lowest free
+# priority, ahead of the terminating filters on rA.
+want_reset
+collectd_start 'Interface "rA"
+Interface "rB" "rC"
+InterfaceAttach "tc"
+InterfaceTimeout 2
+OwnNetnsOnly true' "" ip netns exec "$NS_R"
+log_has() { grep -Eq -- "$1" "$TCL_WORK/collectd.log"; }
+log_has 'Interface "rA" \(ifindex [0-9]+, Ethernet\): TC filters \(handle 0x7c1\) attached at priority 2 on ingress \(1 in use ahead\) and 1 on egress \(0 ahead\).*clsact qdisc shared' ||
+	fail "rA: expected priorities 2 (ingress) and 1 (egress) and the shared clsact qdisc to be logged"
+log_has 'Interface "rA": filters at priorities 1 to 1 on its ingress run ahead' ||
+	fail "rA: expected a warning about the filter at priority 1 on its ingress"
+log_has 'Interface "rB" \(ifindex [0-9]+, Ethernet\): TC filters .* at priority 1 on ingress .* 1 on egress .*clsact qdisc created' ||
+	fail "rB: expected priority 1 and the created clsact qdisc to be logged"
+has_ours rA ingress 2 || fail "no filter of ours at priority 2 on rA ingress: $(filters rA ingress)"
+has_ours rA egress 1 || fail "no filter of ours at priority 1 on rA egress: $(filters rA egress)"
+for dev in rB rC; do
+	for side in ingress egress; do
+		has_ours "$dev" "$side" 1 || fail "no filter of ours at priority 1 on $dev $side: $(filters "$dev" "$side")"
+	done
+done
+# somebody adds a filter to the qdisc the plugin created on rB
+in_r tc filter add dev rB egress prio 3 bpf bytecode '1,6 0 0 0,'
+pass "TC filters (handle $OUR_HANDLE) attached at the lowest free priority on rA, rB, rC, ahead of the terminating ones"
 
 accuracy 4 "$S4" "$P20" 20
 accuracy 6 "$S6" "$P20" 20
+
+collectd_stop
+wait_no_bpf_left "after the TC filter run"
+for dev in rA rB rC; do
+	for side in ingress egress; do
+		! has_ours "$dev" "$side" || fail "after shutdown: our $side filter is still on $dev"
+	done
+done
+foreign_ok || fail "after shutdown: the filters of somebody else on rA changed: $(filters rA ingress; filters rA egress)"
+has_qdisc rA || fail "after shutdown: the clsact qdisc of somebody else on rA was removed"
+filters_have rB egress "pref 3 bpf .*bytecode '1,6 0 0 0'" ||
+	fail "after shutdown: the filter added on rB while collectd ran was removed"
+has_qdisc rB || fail "after shutdown: rB's clsact qdisc was removed although another filter used it"
+! has_qdisc rC || fail "after shutdown: the clsact qdisc the plugin created on rC was left behind"
+pass "after the TC filter run: no filter of ours left; the others' filters and qdiscs untouched; our unused qdisc removed"
+
+# ------------------------------------------------ tcx (InterfaceAttach auto)
+# "auto" takes tcx where the kernel has it (6.6 and later): links at the head
+# of each chain, ahead of every TC filter; no qdisc needed.
+# tcx_links: "ifindex attach_type" of every tcx link collectd holds
+tcx_links() {
+	local f
+	for f in /proc/"$TCL_COLLECTD_PID"/fdinfo/*; do
+		awk '$1 == "link_type:" && $2 == "tcx" { t = 1 } $1 == "ifindex:" { i = $2 }
+			$1 == "attach_type:" { a = $2 } END { if (t) print i, a }' "$f" 2>/dev/null || true
+	done | sort
+}
+want_reset
+collectd_start 'Interface "rA" "rB" "rC"
+InterfaceTimeout 2
+OwnNetnsOnly true' "" ip netns exec "$NS_R"
+if log_has 'this kernel has no tcx'; then
+	note "this kernel has no tcx: \"auto\" attached TC filters"
+	has_ours rA ingress 2 && has_ours rA egress 1 || fail "auto without tcx: our filters are not ahead on rA"
+else
+	want_links=$(for dev in rA rB rC; do
+		i=$(in_r cat "/sys/class/net/$dev/ifindex")
+		echo "$i 46"
+		echo "$i 47"
+	done | sort)
+	[[ "$(tcx_links)" == "$want_links" ]] ||
+		fail "tcx: collectd holds the links '$(tcx_links | tr '\n' ' ')', expected '$(tr '\n' ' ' <<<"$want_links")'"
+	for dev in rA rB rC; do
+		log_has "Interface \"$dev\" \\(ifindex [0-9]+, Ethernet\\): attached through tcx links at the head of ingress and egress" ||
+			fail "$dev: expected the tcx attachment to be logged"
+		for side in ingress egress; do
+			! has_ours "$dev" "$side" || fail "tcx: a TC filter of ours on $dev $side as well"
+		done
+	done
+	! has_qdisc rC || fail "tcx: a clsact qdisc was created on rC"
+	pass "tcx links (ingress 46, egress 47) on rA, rB, rC, ahead of the terminating TC filters"
+fi
+
 accuracy 4 "$S4" "$P50" 50
 accuracy 6 "$S6" "$P50" 50
+
+# ------------------------------------------------------ TCP Fast Open
+# After the first connect (which fetches the cookie) the SYNs carry data and
+# the SYN-ACK acknowledges it too (ISN + 1 + length). The server's own count
+# of SYNs whose data it took (TcpExt TCPFastOpenPassive) says the data was
+# really there.
+tfo_passive() {
+	in_s cat /proc/net/netstat | awk '$1 == "TcpExt:" {
+		if (!h) { for (i = 2; i <= NF; i++) col[$i] = i; h = 1 } else print $col["TCPFastOpenPassive"] }'
+}
+for fam in 4 6; do
+	addr=$S4
+	[[ $fam == 4 ]] || addr=$S6
+	tfo0=$(tfo_passive)
+	accuracy "$fam" "$addr" "$PF" 20 --fastopen
+	tfo=$(($(tfo_passive) - tfo0))
+	note "TCP Fast Open, IPv$fam: the server took data from $tfo of $N SYNs"
+	((tfo >= N - 1)) || fail "TCP Fast Open, IPv$fam: the server took data from only $tfo of $N SYNs"
+done
 
 # ------------------------------------------------ retransmitted SYNs
 # The server drops the first SYN of every connect to PR: the client's
@@ -439,7 +566,6 @@ done
 foreign_ok || fail "after shutdown: the filters of somebody else on rA changed: $(filters rA ingress; filters rA egress)"
 has_qdisc rA || fail "after shutdown: the clsact qdisc of somebody else on rA was removed"
 filters_have rB egress "pref 3 bpf .*bytecode '1,6 0 0 0'" ||
-	fail "after shutdown: the filter added on rB while collectd ran was removed"
-has_qdisc rB || fail "after shutdown: rB's clsact qdisc was removed although another filter used it"
-! has_qdisc rC || fail "after shutdown: the clsact qdisc the plugin created on rC was left behind"
-pass "after shutdown: no filter of ours left; the others' filters and qdiscs untouched; our unused qdisc removed"
+	fail "after shutdown: the filter somebody added on rB was removed"
+! has_qdisc rC || fail "after shutdown: a clsact qdisc was left on rC"
+pass "after shutdown: nothing of ours left; the others' filters and qdiscs untouched"

@@ -79,6 +79,7 @@ static void test_defaults(void)
   CHECK(conf.report_percentiles && conf.report_buckets && conf.report_failures);
   CHECK(conf.report_idle);
   CHECK(conf.attach_mode == TCL_ATTACH_AUTO);
+  CHECK(conf.interface_attach == TCL_IFACE_ATTACH_AUTO);
   CHECK_EQ_U64(conf.max_inflight, TCL_DEFAULT_MAX_INFLIGHT);
   CHECK(!conf.verbose);
 }
@@ -102,6 +103,7 @@ static void test_good_values(void)
   boolean(add("ReportFailures"), false);
   boolean(add("ReportIdle"), false);
   str(add("AttachMode"), "tracepoint");
+  str(add("InterfaceAttach"), "TC");
   num(add("MaxInflight"), 1024);
   str(add("BtfPath"), "/tmp/vmlinux.btf");
   boolean(add("Verbose"), true);
@@ -116,6 +118,7 @@ static void test_good_values(void)
   CHECK(!conf.report_percentiles && !conf.report_buckets &&
         !conf.report_failures && !conf.report_idle);
   CHECK(conf.attach_mode == TCL_ATTACH_TRACEPOINT);
+  CHECK(conf.interface_attach == TCL_IFACE_ATTACH_TC);
   CHECK_EQ_U64(conf.max_inflight, 1024);
   CHECK(strcmp(conf.btf_path, "/tmp/vmlinux.btf") == 0);
   CHECK(conf.verbose);
@@ -177,6 +180,10 @@ static void test_bad_values(void)
   reset();
   str(add("AttachMode"), "kprobe");
   expect_error("attach mode", "AttachMode", "\"tp_btf\"");
+
+  reset();
+  str(add("InterfaceAttach"), "xdp");
+  expect_error("interface attach", "InterfaceAttach", "\"tcx\"");
 
   reset();
   num(add("MaxInflight"), 0);

@@ -181,11 +181,20 @@ static int tcl_drain_fixed(tcl_drain_t *d, int fd, tcl_snapshot_t *out)
   return 0;
 }
 
+static uint64_t tcl_drain_now_ns(void)
+{
+  struct timespec ts;
+
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec;
+}
+
 int tcl_drain_stats(tcl_drain_t *d, int fd, int fixed_fd, tcl_snapshot_t *out)
 {
   int status = 0;
 
   tcl_snapshot_clear(out);
+  out->taken_ns = tcl_drain_now_ns(); /* the span of an interval's rates */
   if (!d->no_batch) {
     status = tcl_drain_batches(d, fd, sizeof(struct tcl_stats_key),
                                tcl_drain_stats_entry, out);

@@ -23,6 +23,8 @@
 #include "notify.h"
 #include "series.h"
 
+#include <math.h>
+
 static tcl_conf_t conf;
 static bool conf_initialized;
 
@@ -150,7 +152,7 @@ static bool tcl_is_inbound(uint32_t id)
 
 /* Dispatches every series of the snapshot: cur and delta are both sorted by
  * (series, slot), so one merged walk pairs each series with its growth. */
-static void tcpconnlat_dispatch_all(double interval_s)
+static void tcpconnlat_dispatch_all(double span_s)
 {
   size_t c = 0, d = 0;
   bool all_seen = false, inbound_seen = false;
@@ -175,17 +177,17 @@ static void tcpconnlat_dispatch_all(double interval_s)
     instance = tcl_series_instance(&tcl_series, &conf, id, d > db);
     if (instance != NULL)
       tcl_dispatch_series(&conf, instance, tcl_delta.entries + db, d - db,
-                          tcl_cur.entries + cb, c - cb, interval_s,
+                          tcl_cur.entries + cb, c - cb, span_s,
                           tcl_is_inbound(id) ? TCL_REASONS_INBOUND
                                              : TCL_REASONS_OUTBOUND);
   }
   /* Before the first connect the kernel has no entry yet: "all" (and
    * "inbound") still report their zero totals and NaN latencies. */
   if (!all_seen && conf.report_total)
-    tcl_dispatch_series(&conf, "all", NULL, 0, NULL, 0, interval_s,
+    tcl_dispatch_series(&conf, "all", NULL, 0, NULL, 0, span_s,
                         TCL_REASONS_OUTBOUND);
   if (!inbound_seen && tcl_bpf.inbound && !(conf.by & TCL_BY_LOCAL_PORT))
-    tcl_dispatch_series(&conf, "inbound", NULL, 0, NULL, 0, interval_s,
+    tcl_dispatch_series(&conf, "inbound", NULL, 0, NULL, 0, span_s,
                         TCL_REASONS_INBOUND);
 }
 
@@ -197,6 +199,7 @@ static int tcpconnlat_read(void)
   cdtime_t begin = cdtime();
   tcl_snapshot_t swap;
   double interval_s = CDTIME_T_TO_DOUBLE(plugin_get_interval());
+  double span_s;
   int status;
 
   if (!tcl_running)
@@ -214,6 +217,12 @@ static int tcpconnlat_read(void)
           strerror(status));
     return -1;
   }
+  /* The rates cover the time since the previous read, not Interval: after
+   * a failed or late read that is longer, and the first read comes soon
+   * after the baseline taken at init. */
+  span_s = tcl_snapshot_span_s(&tcl_prev, &tcl_cur);
+  if (isnan(span_s))
+    span_s = interval_s;
   status = tcl_snapshot_delta(&tcl_prev, &tcl_cur, &tcl_delta);
   if (status == 0)
     status = tcl_series_begin(&tcl_series, &conf, tcl_bpf.series_fd, &tcl_cur,
@@ -223,7 +232,7 @@ static int tcpconnlat_read(void)
     return -1;
   }
 
-  tcpconnlat_dispatch_all(interval_s);
+  tcpconnlat_dispatch_all(span_s);
   if (conf.interfaces_num > 0)
     tcl_iface_read(interval_s, &conf);
 

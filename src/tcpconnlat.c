@@ -204,13 +204,16 @@ static int tcpconnlat_read(void)
 
   if (!tcl_running)
     return -1;
-  tcl_dispatch_begin(begin);
 
   if (tcl_bpf.inbound)
     tcl_drain_expire_handshakes(&tcl_drain, tcl_bpf.syn_sets, tcl_bpf.syn_nsets,
                                 tcl_bpf.stats_fd, tcl_bpf.fixed_fd,
                                 conf.inbound_timeout_ns,
                                 (conf.by & TCL_BY_LOCAL_PORT) != 0);
+  /* Stamped when the maps are read: the time between two values of a
+   * series is then the span their bucket rates are divided by, so that
+   * rate x (time since the previous value) is the interval's count. */
+  tcl_dispatch_begin(cdtime());
   status = tcl_drain_stats(&tcl_drain, tcl_bpf.stats_fd, tcl_bpf.fixed_fd, &tcl_cur);
   if (status != 0) {
     ERROR("tcpconnlat plugin: reading the stats map failed: %s",

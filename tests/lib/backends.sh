@@ -454,18 +454,18 @@ print(tot)
 
 be_influx_scalar() { be_influx_query "$1" | head -n 1 | cut -f2; }
 
-# be_influx_bucket_counts WHERE: the connects each bucket-rate series carried,
-# "host=H,type_instance=T<TAB>count" lines. Each point's rate times the time
-# since the series' previous point (the plugin divides by the time between
-# its reads and stamps the values with the second); the first point of a
-# series: Interval (the tests make no connect before it).
+# be_influx_bucket_counts WHERE: the connects each bucket-rate series carried
+# after its first point, "host=H,type_instance=T<TAB>count" lines: each
+# point's rate times the time since the series' previous point (the plugin
+# divides by the time between its reads and stamps the values with the
+# second). The first point has no previous one: the span of the first read
+# (moments after the baseline at init) is not in the data.
 be_influx_bucket_counts() {
 	local json
 	json=$(be_influx_json "SELECT \"value\" FROM \"tcpconnlat_value\" WHERE $1 GROUP BY \"host\", \"type_instance\"") || return 1
 	"$BE_PY" -c '
 import json, sys
 d = json.loads(sys.argv[1])
-interval = float(sys.argv[2])
 for r in d.get("results", []):
     if "error" in r:
         sys.stderr.write("influx error: %s\n" % r["error"])
@@ -474,11 +474,11 @@ for r in d.get("results", []):
         tags = s.get("tags") or {}
         n, prev = 0.0, None
         for t, v in s.get("values", []):
-            if v is not None:
-                n += v * (interval if prev is None else (t - prev) / 1e9)
+            if v is not None and prev is not None:
+                n += v * (t - prev) / 1e9
             prev = t
         print("%s\t%.3f" % (",".join("%s=%s" % (k, tags[k]) for k in sorted(tags)), n))
-' "$json" "$TCL_INTERVAL"
+' "$json"
 }
 
 # ---------------------------------------------------------------- prometheus

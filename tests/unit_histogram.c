@@ -272,6 +272,44 @@ static void test_top_bucket_is_open(void)
   CHECK_NEAR(tcl_hist_percentile(e, m, 99), (double)v[1], 0);
 }
 
+/*
+ * Cumulative "le" counts: every connect at or below each edge, a kernel
+ * bucket that straddles an edge counted by its midpoint, whatever the
+ * connects in it average (so a count never shrinks as more arrive), the
+ * open top bucket only at infinity.
+ */
+static void test_cumulative_counts(void)
+{
+  uint64_t edges[] = {1000000, 5000000, 200000000000ULL, UINT64_MAX};
+  uint32_t straddle = tcl_bucket_index(1000000); /* holds 1 ms, not at its start */
+  uint64_t mid = tcl_bucket_lower_ns(straddle) +
+                 (tcl_bucket_upper_ns(straddle) - tcl_bucket_lower_ns(straddle)) / 2;
+  tcl_entry_t e[] = {
+      {.slot = tcl_bucket_index(500000), .count = 3, .sum_ns = 1500000},
+      {.slot = straddle, .count = 2, .sum_ns = 2 * 1000000},
+      {.slot = tcl_bucket_index(3000000), .count = 4, .sum_ns = 12000000},
+      {.slot = TCL_NBUCKETS - 1, .count = 1, .sum_ns = 150000000000ULL},
+  };
+  uint64_t c[4];
+
+  CHECK(tcl_bucket_lower_ns(straddle) < 1000000);
+  CHECK(tcl_bucket_upper_ns(straddle) > 1000000);
+  tcl_hist_cumulative(e, 4, edges, 4, c);
+  CHECK_EQ_U64(c[0], mid <= 1000000 ? 5 : 3);
+  CHECK_EQ_U64(c[1], 9);
+  CHECK_EQ_U64(c[2], 9); /* 150 s is in the open top bucket: only at +Inf */
+  CHECK_EQ_U64(c[3], 10);
+  /* the same slot with another mean: the same counts */
+  e[1].sum_ns = 2 * (tcl_bucket_upper_ns(straddle) - 1);
+  uint64_t c2[4];
+  tcl_hist_cumulative(e, 4, edges, 4, c2);
+  CHECK_EQ_U64(c2[0], c[0]);
+  /* the mean of the interval, torn sums clamped */
+  tcl_entry_t torn = {.slot = tcl_bucket_index(1000000), .count = 1, .sum_ns = 0};
+  CHECK_NEAR(tcl_hist_mean(&torn, 1), (double)tcl_bucket_lower_ns(torn.slot), 0);
+  CHECK(isnan(tcl_hist_mean(e, 0)));
+}
+
 int main(void)
 {
   RUN_TEST(test_bucket_edges_are_contiguous);
@@ -284,5 +322,6 @@ int main(void)
   RUN_TEST(test_ranges);
   RUN_TEST(test_torn_read_stays_in_bucket);
   RUN_TEST(test_top_bucket_is_open);
+  RUN_TEST(test_cumulative_counts);
   UNIT_END();
 }

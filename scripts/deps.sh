@@ -12,7 +12,8 @@ build=(autoconf automake libtool pkg-config make gcc libc6-dev
 demo=(libyajl2 iproute2)
 test=(iproute2 iptables util-linux procps libnetfilter-queue-dev
 	libyajl2 xz-utils tcpdump
-	python3 graphite-carbon python3-whisper influxdb libprotobuf-c1 libmicrohttpd12 curl
+	python3 graphite-carbon python3-whisper graphite-web prometheus influxdb
+	libprotobuf-c1 libmicrohttpd12 curl
 	build-essential dpkg-dev debhelper file rrdtool librrd8
 	gcc-aarch64-linux-gnu libc6-dev-arm64-cross pkgconf:arm64
 	libbpf-dev:arm64 libelf-dev:arm64 zlib1g-dev:arm64

@@ -11,6 +11,12 @@
 
 #include "histogram.h"
 
+/* BucketStyle: how the configured buckets are reported. */
+typedef enum {
+  TCL_BUCKETS_RATE = 0,   /* gauges: connects per second in the interval */
+  TCL_BUCKETS_CUMULATIVE, /* counters since the series started, per "le" */
+} tcl_bucket_style_t;
+
 typedef enum {
   TCL_ATTACH_AUTO = 0,
   TCL_ATTACH_TP_BTF,
@@ -59,6 +65,7 @@ typedef struct {
   size_t buckets_num;
   bool report_percentiles;
   bool report_buckets;
+  tcl_bucket_style_t bucket_style;
   bool report_idle;     /* NaN gauges and zero rates of idle intervals */
   bool report_failures;
   tcl_attach_mode_t attach_mode;
@@ -118,7 +125,7 @@ typedef struct {
   tcl_iface_attach_t interface_attach;
 
   /* The first configuration error; init refuses to start when set. */
-  char error[512];
+  char error[1024];
 } tcl_conf_t;
 
 /* Defaults, and the default percentiles/buckets when none were configured. */

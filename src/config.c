@@ -18,7 +18,8 @@ static const double tcl_default_edges[] = {
 static const double tcl_default_percentiles[] = {50, 90, 99, 99.9};
 
 #define TCL_VALID_KEYS                                                        \
-  "Percentile, Bucket, ReportPercentiles, ReportBuckets, ReportFailures, "   \
+  "Percentile, Bucket, BucketStyle, ReportPercentiles, ReportBuckets, "     \
+  "ReportFailures, "                                                          \
   "ReportIdle, ReportTotal, By, MaxSeries, SeriesTimeout, RemoteNetwork, Pid, Uid, "     \
   "Process, Cgroup, RemotePort, IgnoreRemotePort, IncludeRemoteNetwork, "    \
   "IgnoreRemoteNetwork, OwnNetnsOnly, AttachMode, MaxInflight, BtfPath, "    \
@@ -230,6 +231,25 @@ static void tcl_conf_boolean(tcl_conf_t *conf, const oconfig_item_t *ci,
     return;
   }
   *ret = ci->values[0].value.boolean != 0;
+}
+
+static void tcl_conf_bucket_style(tcl_conf_t *conf, const oconfig_item_t *ci)
+{
+  static const char expected[] = "\"rate\" or \"cumulative\"";
+  const char *style;
+
+  if (ci->values_num != 1 || ci->values[0].type != OCONFIG_TYPE_STRING) {
+    tcl_conf_error(conf, "%s: expected %s.", ci->key, expected);
+    return;
+  }
+  style = ci->values[0].value.string;
+  if (strcasecmp(style, "rate") == 0)
+    conf->bucket_style = TCL_BUCKETS_RATE;
+  else if (strcasecmp(style, "cumulative") == 0)
+    conf->bucket_style = TCL_BUCKETS_CUMULATIVE;
+  else
+    tcl_conf_error(conf, "%s: expected %s, got \"%s\".", ci->key, expected,
+                   style);
 }
 
 static void tcl_conf_attach_mode(tcl_conf_t *conf, const oconfig_item_t *ci)
@@ -641,6 +661,8 @@ int tcl_conf_parse(tcl_conf_t *conf, oconfig_item_t *ci)
       tcl_conf_percentile(conf, child);
     else if (strcasecmp("Bucket", child->key) == 0)
       tcl_conf_bucket(conf, child);
+    else if (strcasecmp("BucketStyle", child->key) == 0)
+      tcl_conf_bucket_style(conf, child);
     else if (strcasecmp("ReportPercentiles", child->key) == 0)
       tcl_conf_boolean(conf, child, &conf->report_percentiles);
     else if (strcasecmp("ReportBuckets", child->key) == 0)

@@ -20,13 +20,14 @@ void tcl_submit(const char *instance, const char *type,
 
 /*
  * One series: delta[] holds this interval's growth and cum[] the cumulative
- * totals of the same series, both sorted by slot.
+ * totals of the same series, both sorted by slot. span_s: the seconds between
+ * the two reads the delta comes from (tcl_snapshot_span_s), which the bucket
+ * rates are divided by.
  */
 void tcl_dispatch_series(const tcl_conf_t *conf, const char *instance,
                          const tcl_entry_t *delta, size_t ndelta,
                          const tcl_entry_t *cum, size_t ncum,
-                         double interval_s, uint32_t reasons,
-                         uint32_t totals);
+                         double span_s, uint32_t reasons, uint32_t totals);
 
 /* Which failure totals a series reports (bit per enum tcl_reason). Inbound
  * handshakes that never complete have no outcome the kernel reports: the

@@ -3,6 +3,7 @@
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
@@ -193,11 +194,20 @@ static int tcl_drain_fixed(tcl_drain_t *d, int fd, tcl_snapshot_t *out)
   return 0;
 }
 
+static uint64_t tcl_drain_now_ns(void)
+{
+  struct timespec ts;
+
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec;
+}
+
 int tcl_drain_stats(tcl_drain_t *d, int fd, int fixed_fd, tcl_snapshot_t *out)
 {
   int status = 0;
 
   tcl_snapshot_clear(out);
+  out->taken_ns = tcl_drain_now_ns(); /* the span of an interval's rates */
   if (!d->no_batch) {
     tcl_batch_t b = tcl_drain_batch_of(d, sizeof(struct tcl_stats_key));
     tcl_drain_ctx_t ctx = {.d = d, .out = out};

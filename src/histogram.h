@@ -25,6 +25,7 @@ typedef struct {
   tcl_entry_t *entries;
   size_t num;
   size_t cap;
+  uint64_t taken_ns; /* CLOCK_MONOTONIC when it was read; 0: unknown */
 } tcl_snapshot_t;
 
 /* A configured range [lo_ns, hi_ns); hi_ns == UINT64_MAX is infinity. */
@@ -33,7 +34,9 @@ typedef struct {
   uint64_t hi_ns;
 } tcl_range_t;
 
-/* Edges of histogram bucket idx in ns: [lower, upper). */
+/* Edges of histogram bucket idx in ns: [lower, upper). The top bucket
+ * (TCL_NBUCKETS - 1) also holds every latency above 2^TCL_MAX_POWER ns: its
+ * upper edge is UINT64_MAX (infinity). */
 uint64_t tcl_bucket_lower_ns(uint32_t idx);
 uint64_t tcl_bucket_upper_ns(uint32_t idx);
 
@@ -41,12 +44,18 @@ uint64_t tcl_bucket_upper_ns(uint32_t idx);
  * Percentile p (0 < p < 100) of the histogram entries e[0..n) (histogram
  * slots only, sorted by slot). Returns ns, or NaN when the entries hold no
  * count. The estimate lies in the bucket holding rank ceil(p/100 * total):
- * the exact value when that bucket holds one connect, else its midpoint.
+ * the exact value when that bucket holds one connect, else its midpoint (the
+ * mean of its connects in the open top bucket). Every estimate here stays
+ * within its bucket's edges, whatever sum_ns says.
  */
 double tcl_hist_percentile(const tcl_entry_t *e, size_t n, double p);
 
 /* Largest value within bucket precision, ns; NaN when empty. */
 double tcl_hist_max(const tcl_entry_t *e, size_t n);
+
+/* Mean latency, ns, each bucket's sum taken within its edges; NaN when
+ * empty. */
+double tcl_hist_mean(const tcl_entry_t *e, size_t n);
 
 /*
  * Count of connects per configured range. A bucket is assigned whole, by the
@@ -55,6 +64,15 @@ double tcl_hist_max(const tcl_entry_t *e, size_t n);
  */
 void tcl_hist_ranges(const tcl_entry_t *e, size_t n, const tcl_range_t *ranges,
                      size_t nranges, uint64_t *counts);
+
+/*
+ * Cumulative counts for Prometheus-style "le" buckets: counts[k] = connects
+ * of the (cumulative) histogram entries e[0..n) at or below edges[k] ns
+ * (UINT64_MAX: all of them). A kernel bucket counts by its slot alone, so
+ * the counts grow with the kernel's and never shrink.
+ */
+void tcl_hist_cumulative(const tcl_entry_t *e, size_t n, const uint64_t *edges,
+                         size_t nedges, uint64_t *counts);
 
 /* Snapshots: append, sort by (series, slot), delta. */
 int tcl_snapshot_append(tcl_snapshot_t *s, const tcl_entry_t *e);
@@ -69,5 +87,14 @@ void tcl_snapshot_free(tcl_snapshot_t *s);
  */
 int tcl_snapshot_delta(const tcl_snapshot_t *prev, const tcl_snapshot_t *cur,
                        tcl_snapshot_t *out);
+
+/*
+ * Seconds between the reads of two snapshots (their taken_ns), which is what
+ * an interval's counts are spread over: after a failed or late read it is
+ * longer than the configured interval. NaN when either time is unknown or
+ * they are not in order.
+ */
+double tcl_snapshot_span_s(const tcl_snapshot_t *prev,
+                           const tcl_snapshot_t *cur);
 
 #endif /* TCPCONNLAT_HISTOGRAM_H */

@@ -935,6 +935,10 @@ int tcl_iface_read(double interval_s, const tcl_conf_t *conf)
     return -1;
   }
 
+  /* rates over the time since the previous read (see tcpconnlat_read) */
+  double span_s = tcl_snapshot_span_s(&tcl_iface.prev, &tcl_iface.cur);
+  if (isnan(span_s))
+    span_s = interval_s;
   for (size_t i = 0; i < tcl_iface.n; i++) {
     for (__u32 dir = 0; dir < 2; dir++) {
       __u32 s = TCL_IFACE_SERIES((__u32)i, dir);
@@ -945,7 +949,7 @@ int tcl_iface_read(double interval_s, const tcl_conf_t *conf)
       d = tcl_iface_series_entries(&tcl_iface.delta, s, &nd);
       c = tcl_iface_series_entries(&tcl_iface.cur, s, &nc);
       /* No failure reasons here: the handshakes' own counters follow. */
-      tcl_dispatch_series(conf, instance, d, nd, c, nc, interval_s, 0, 0);
+      tcl_dispatch_series(conf, instance, d, nd, c, nc, span_s, 0, 0);
       tcl_iface_evictions(s, &before[s], &after[s]);
       tcl_iface_dispatch_counters(instance, &after[s], &tcl_iface.user[s]);
     }

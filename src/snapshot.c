@@ -2,6 +2,7 @@
 #include "histogram.h"
 
 #include <errno.h>
+#include <math.h>
 #include <stdlib.h>
 
 int tcl_snapshot_append(tcl_snapshot_t *s, const tcl_entry_t *e)
@@ -46,6 +47,7 @@ void tcl_snapshot_free(tcl_snapshot_t *s)
   free(s->entries);
   s->entries = NULL;
   s->num = s->cap = 0;
+  s->taken_ns = 0;
 }
 
 int tcl_snapshot_delta(const tcl_snapshot_t *prev, const tcl_snapshot_t *cur,
@@ -73,4 +75,12 @@ int tcl_snapshot_delta(const tcl_snapshot_t *prev, const tcl_snapshot_t *cur,
       return status;
   }
   return 0;
+}
+
+double tcl_snapshot_span_s(const tcl_snapshot_t *prev,
+                           const tcl_snapshot_t *cur)
+{
+  if (prev->taken_ns == 0 || cur->taken_ns <= prev->taken_ns)
+    return NAN;
+  return (double)(cur->taken_ns - prev->taken_ns) / 1e9;
 }

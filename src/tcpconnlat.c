@@ -23,6 +23,8 @@
 #include "notify.h"
 #include "series.h"
 
+#include <math.h>
+
 static tcl_conf_t conf;
 static bool conf_initialized;
 
@@ -159,7 +161,7 @@ static uint32_t tcl_series_totals(bool inbound)
 
 /* Dispatches every series of the snapshot: cur and delta are both sorted by
  * (series, slot), so one merged walk pairs each series with its growth. */
-static void tcpconnlat_dispatch_all(double interval_s)
+static void tcpconnlat_dispatch_all(double span_s)
 {
   size_t c = 0, d = 0;
   bool all_seen = false, inbound_seen = false;
@@ -184,7 +186,7 @@ static void tcpconnlat_dispatch_all(double interval_s)
     instance = tcl_series_instance(&tcl_series, &conf, id, d > db);
     if (instance != NULL)
       tcl_dispatch_series(&conf, instance, tcl_delta.entries + db, d - db,
-                          tcl_cur.entries + cb, c - cb, interval_s,
+                          tcl_cur.entries + cb, c - cb, span_s,
                           tcl_is_inbound(id) ? TCL_REASONS_INBOUND
                                              : TCL_REASONS_OUTBOUND,
                           tcl_series_totals(tcl_is_inbound(id)));
@@ -192,10 +194,10 @@ static void tcpconnlat_dispatch_all(double interval_s)
   /* Before the first connect the kernel has no entry yet: "all" (and
    * "inbound") still report their zero totals and NaN latencies. */
   if (!all_seen && conf.report_total)
-    tcl_dispatch_series(&conf, "all", NULL, 0, NULL, 0, interval_s,
+    tcl_dispatch_series(&conf, "all", NULL, 0, NULL, 0, span_s,
                         TCL_REASONS_OUTBOUND, tcl_series_totals(false));
   if (!inbound_seen && conf.inbound && !(conf.by & TCL_BY_LOCAL_PORT))
-    tcl_dispatch_series(&conf, "inbound", NULL, 0, NULL, 0, interval_s,
+    tcl_dispatch_series(&conf, "inbound", NULL, 0, NULL, 0, span_s,
                         TCL_REASONS_INBOUND, tcl_series_totals(true));
 }
 
@@ -207,18 +209,28 @@ static int tcpconnlat_read(void)
   cdtime_t begin = cdtime();
   tcl_snapshot_t swap;
   double interval_s = CDTIME_T_TO_DOUBLE(plugin_get_interval());
+  double span_s;
   int status;
 
   if (!tcl_running)
     return -1;
-  tcl_dispatch_begin(begin);
 
+  /* Stamped when the maps are read: the time between two values of a
+   * series is then the span their bucket rates are divided by, so that
+   * rate x (time since the previous value) is the interval's count. */
+  tcl_dispatch_begin(cdtime());
   status = tcl_drain_stats(&tcl_drain, tcl_bpf.stats_fd, tcl_bpf.fixed_fd, &tcl_cur);
   if (status != 0) {
     ERROR("tcpconnlat plugin: reading the stats map failed: %s",
           strerror(status));
     return -1;
   }
+  /* The rates cover the time since the previous read, not Interval: after
+   * a failed or late read that is longer, and the first read comes soon
+   * after the baseline taken at init. */
+  span_s = tcl_snapshot_span_s(&tcl_prev, &tcl_cur);
+  if (isnan(span_s))
+    span_s = interval_s;
   status = tcl_snapshot_delta(&tcl_prev, &tcl_cur, &tcl_delta);
   if (status == 0)
     status = tcl_series_begin(&tcl_series, &conf, tcl_bpf.series_fd, &tcl_cur,
@@ -228,7 +240,7 @@ static int tcpconnlat_read(void)
     return -1;
   }
 
-  tcpconnlat_dispatch_all(interval_s);
+  tcpconnlat_dispatch_all(span_s);
   if (conf.interfaces_num > 0)
     tcl_iface_read(interval_s, &conf);
 

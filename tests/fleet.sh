@@ -197,12 +197,14 @@ pass "fleet totals (README query): established $((EST_A + EST_B)) = $EST_A + $ES
 
 # ---------------------------------------------------------------- fleet percentiles from buckets
 
-# Every interval's bucket rates must have arrived: per host, rate x interval
-# summed over time equals that host's established total.
+# Every interval's bucket rates must have arrived: per host, rate x the time
+# since the previous value, summed over time, equals that host's established
+# total.
 BUCKET_Q="FROM \"tcpconnlat_value\" WHERE \"instance\" = 'all' AND \"type\" = 'bucket' AND time > now() - 1h"
 _buckets_complete() {
 	local per
-	per=$(be_influx_query "SELECT sum(\"value\") * $TCL_INTERVAL $BUCKET_Q GROUP BY \"host\"" | sed 's/^host=//' | tr '\t' ' ')
+	per=$(be_influx_bucket_counts "\"instance\" = 'all' AND \"type\" = 'bucket' AND time > now() - 1h" |
+		sed 's/^host=\([^,]*\),[^\t]*/\1/' | awk -F'\t' '{ s[$1] += $2 } END { for (h in s) print h, s[h] }')
 	LAST="bucket counts per host: ${per//$'\n'/ }"
 	awk -v a="$(host_value "$HOST_A" <<<"$per")" -v b="$(host_value "$HOST_B" <<<"$per")" \
 		-v x="$EST_A" -v y="$EST_B" 'BEGIN { exit !(a != "" && b != "" && sprintf("%.0f", a) == x && sprintf("%.0f", b) == y) }'

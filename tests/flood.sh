@@ -153,7 +153,7 @@ while read -r x; do
 done < <(csv_values_after "$DRS/latency-max" 0)
 sum=0
 while read -r name; do
-	add=$(csv_values_after "$name" "$rows0" | awk -v i="$TCL_INTERVAL" '{ s += $1 * i } END { printf "%.0f", s }')
+	add=$(csv_bucket_count "$name" "$rows0")
 	sum=$((sum + add))
 done < <(csv_names "$ALL/bucket-latency-")
 ((sum == E + N2)) || fail "buckets carry $sum connects, expected $((E + N2))"

@@ -78,6 +78,7 @@ static void test_defaults(void)
   CHECK_EQ_U64(conf.buckets[16].hi_ns, UINT64_MAX);
   CHECK(conf.report_percentiles && conf.report_buckets && conf.report_failures);
   CHECK(conf.report_idle);
+  CHECK(conf.bucket_style == TCL_BUCKETS_RATE);
   CHECK(conf.attach_mode == TCL_ATTACH_AUTO);
   CHECK(conf.interface_attach == TCL_IFACE_ATTACH_AUTO);
   CHECK_EQ_U64(conf.max_inflight, TCL_DEFAULT_MAX_INFLIGHT);
@@ -102,6 +103,7 @@ static void test_good_values(void)
   boolean(add("ReportBuckets"), false);
   boolean(add("ReportFailures"), false);
   boolean(add("ReportIdle"), false);
+  str(add("BucketStyle"), "Cumulative");
   str(add("AttachMode"), "tracepoint");
   str(add("InterfaceAttach"), "TC");
   num(add("MaxInflight"), 1024);
@@ -117,6 +119,7 @@ static void test_good_values(void)
   CHECK_EQ_U64(conf.buckets[1].hi_ns, UINT64_MAX);
   CHECK(!conf.report_percentiles && !conf.report_buckets &&
         !conf.report_failures && !conf.report_idle);
+  CHECK(conf.bucket_style == TCL_BUCKETS_CUMULATIVE);
   CHECK(conf.attach_mode == TCL_ATTACH_TRACEPOINT);
   CHECK(conf.interface_attach == TCL_IFACE_ATTACH_TC);
   CHECK_EQ_U64(conf.max_inflight, 1024);
@@ -148,6 +151,8 @@ static void test_bad_values(void)
   reset();
   num(add("Frobnicate"), 1);
   expect_error("unknown key", "Frobnicate", "valid options are");
+  /* the whole list of keys, not cut short */
+  expect_error("unknown key", "Frobnicate", "InterfaceAttach, Verbose.");
 
   reset();
   num(add("Percentile"), 150);
@@ -176,6 +181,16 @@ static void test_bad_values(void)
   num(ci, -1);
   num(ci, 0);
   expect_error("bucket negative", "Bucket", "0 <= LO");
+
+  reset();
+  str(add("BucketStyle"), "histogram");
+  expect_error("bucket style", "BucketStyle",
+               "expected \"rate\" or \"cumulative\", got \"histogram\"");
+
+  reset();
+  num(add("BucketStyle"), 1);
+  expect_error("bucket style number", "BucketStyle",
+               "expected \"rate\" or \"cumulative\"");
 
   reset();
   str(add("AttachMode"), "kprobe");

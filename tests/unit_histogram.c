@@ -61,8 +61,11 @@ static void test_bucket_edges_are_contiguous(void)
       return;
     }
   }
-  CHECK_EQ_U64(tcl_bucket_upper_ns(TCL_NBUCKETS - 1),
-               1ULL << TCL_MAX_POWER);
+  /* the top bucket is open: it also holds everything from 2^TCL_MAX_POWER */
+  CHECK_EQ_U64(tcl_bucket_lower_ns(TCL_NBUCKETS - 1),
+               (1ULL << TCL_MAX_POWER) -
+                   (1ULL << (TCL_MAX_POWER - 1 - TCL_GROUPING_POWER)));
+  CHECK_EQ_U64(tcl_bucket_upper_ns(TCL_NBUCKETS - 1), UINT64_MAX);
   CHECK_EQ_U64(TCL_NBUCKETS, 1056);
 }
 
@@ -92,8 +95,9 @@ static void test_bucket_index_at_power_of_two_boundaries(void)
 
 static void test_bucket_width_precision(void)
 {
-  /* No bucket is wider than 1/32 of its lower edge (or 1 ns). */
-  for (uint32_t i = 0; i < TCL_NBUCKETS; i++) {
+  /* No bucket but the open top one is wider than 1/32 of its lower edge
+   * (or 1 ns). */
+  for (uint32_t i = 0; i + 1 < TCL_NBUCKETS; i++) {
     uint64_t lo = tcl_bucket_lower_ns(i), hi = tcl_bucket_upper_ns(i);
     CHECK(hi > lo);
     CHECK(hi - lo == 1 || (hi - lo) * 32 <= lo);
@@ -213,6 +217,99 @@ static void test_ranges(void)
   CHECK_EQ_U64(c2[1], 4);
 }
 
+/*
+ * A per-CPU value is read without a lock: its count and its sum_ns may come
+ * from different instants, so an entry can carry the sum of two connects
+ * with the count of one, or a count whose sum has not arrived yet. Every
+ * estimate stays within the bucket's edges all the same.
+ */
+static void test_torn_read_stays_in_bucket(void)
+{
+  uint32_t slot = tcl_bucket_index(1000000); /* about 1 ms */
+  double lo = (double)tcl_bucket_lower_ns(slot);
+  double hi = (double)tcl_bucket_upper_ns(slot);
+  tcl_entry_t sum_ahead = {.slot = slot, .count = 1, .sum_ns = 2000000};
+  tcl_entry_t sum_behind = {.slot = slot, .count = 2, .sum_ns = 0};
+  tcl_entry_t sum_half = {.slot = slot, .count = 3, .sum_ns = 1000000};
+  const tcl_entry_t *torn[] = {&sum_ahead, &sum_behind, &sum_half};
+
+  for (size_t i = 0; i < sizeof(torn) / sizeof(torn[0]); i++) {
+    double p50 = tcl_hist_percentile(torn[i], 1, 50);
+    double max = tcl_hist_max(torn[i], 1);
+
+    CHECK(p50 >= lo && p50 <= hi);
+    CHECK(max >= lo && max <= hi);
+    if (!(p50 >= lo && p50 <= hi && max >= lo && max <= hi))
+      fprintf(stderr, "  (torn entry %zu: p50 %.0f max %.0f, bucket [%.0f, %.0f])\n",
+              i, p50, max, lo, hi);
+  }
+}
+
+/*
+ * The top bucket holds every latency from its lower edge up, including those
+ * above 2^TCL_MAX_POWER ns (about 137 s): its upper edge is infinity, and
+ * no estimate may fall below what the connects in it averaged.
+ */
+static void test_top_bucket_is_open(void)
+{
+  tcl_entry_t e[TCL_NBUCKETS];
+  uint64_t v[] = {200ULL * 1000000000ULL, 500ULL * 1000000000ULL};
+  size_t m = build_hist(v, 2, e);
+  double mean = (double)(v[0] + v[1]) / 2.0;
+  double max = tcl_hist_max(e, m);
+  double p50 = tcl_hist_percentile(e, m, 50);
+
+  CHECK_EQ_U64(m, 1);
+  CHECK_EQ_U64(tcl_bucket_upper_ns(TCL_NBUCKETS - 1), UINT64_MAX);
+  /* the max lies between the mean and the largest value the others allow */
+  CHECK(max >= mean);
+  CHECK(max <= (double)(v[0] + v[1]) - (double)tcl_bucket_lower_ns(TCL_NBUCKETS - 1));
+  /* a percentile in the open bucket: the connects' mean, not a midpoint */
+  CHECK_NEAR(p50, mean, 1.0);
+  /* one connect: its exact value */
+  m = build_hist(v + 1, 1, e);
+  CHECK_NEAR(tcl_hist_max(e, m), (double)v[1], 0);
+  CHECK_NEAR(tcl_hist_percentile(e, m, 99), (double)v[1], 0);
+}
+
+/*
+ * Cumulative "le" counts: every connect at or below each edge, a kernel
+ * bucket that straddles an edge counted by its midpoint, whatever the
+ * connects in it average (so a count never shrinks as more arrive), the
+ * open top bucket only at infinity.
+ */
+static void test_cumulative_counts(void)
+{
+  uint64_t edges[] = {1000000, 5000000, 200000000000ULL, UINT64_MAX};
+  uint32_t straddle = tcl_bucket_index(1000000); /* holds 1 ms, not at its start */
+  uint64_t mid = tcl_bucket_lower_ns(straddle) +
+                 (tcl_bucket_upper_ns(straddle) - tcl_bucket_lower_ns(straddle)) / 2;
+  tcl_entry_t e[] = {
+      {.slot = tcl_bucket_index(500000), .count = 3, .sum_ns = 1500000},
+      {.slot = straddle, .count = 2, .sum_ns = 2 * 1000000},
+      {.slot = tcl_bucket_index(3000000), .count = 4, .sum_ns = 12000000},
+      {.slot = TCL_NBUCKETS - 1, .count = 1, .sum_ns = 150000000000ULL},
+  };
+  uint64_t c[4];
+
+  CHECK(tcl_bucket_lower_ns(straddle) < 1000000);
+  CHECK(tcl_bucket_upper_ns(straddle) > 1000000);
+  tcl_hist_cumulative(e, 4, edges, 4, c);
+  CHECK_EQ_U64(c[0], mid <= 1000000 ? 5 : 3);
+  CHECK_EQ_U64(c[1], 9);
+  CHECK_EQ_U64(c[2], 9); /* 150 s is in the open top bucket: only at +Inf */
+  CHECK_EQ_U64(c[3], 10);
+  /* the same slot with another mean: the same counts */
+  e[1].sum_ns = 2 * (tcl_bucket_upper_ns(straddle) - 1);
+  uint64_t c2[4];
+  tcl_hist_cumulative(e, 4, edges, 4, c2);
+  CHECK_EQ_U64(c2[0], c[0]);
+  /* the mean of the interval, torn sums clamped */
+  tcl_entry_t torn = {.slot = tcl_bucket_index(1000000), .count = 1, .sum_ns = 0};
+  CHECK_NEAR(tcl_hist_mean(&torn, 1), (double)tcl_bucket_lower_ns(torn.slot), 0);
+  CHECK(isnan(tcl_hist_mean(e, 0)));
+}
+
 int main(void)
 {
   RUN_TEST(test_bucket_edges_are_contiguous);
@@ -223,5 +320,8 @@ int main(void)
   RUN_TEST(test_percentiles_cluster);
   RUN_TEST(test_percentile_small_counts);
   RUN_TEST(test_ranges);
+  RUN_TEST(test_torn_read_stays_in_bucket);
+  RUN_TEST(test_top_bucket_is_open);
+  RUN_TEST(test_cumulative_counts);
   UNIT_END();
 }

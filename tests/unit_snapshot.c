@@ -90,10 +90,36 @@ static void test_delta_intervals_add_up(void)
   tcl_snapshot_free(&out);
 }
 
+/*
+ * An interval's counts are spread over the time between the two reads, not
+ * over the configured interval: after a failed read (collectd then waits
+ * twice as long) the span is two intervals, and the first read after init
+ * comes only moments after the baseline.
+ */
+static void test_span_is_measured(void)
+{
+  tcl_snapshot_t prev = {0}, cur = {0};
+
+  prev.taken_ns = 5000000000ULL;
+  cur.taken_ns = 25000000000ULL; /* read 20 s later, e.g. after a failed read */
+  CHECK_NEAR(tcl_snapshot_span_s(&prev, &cur), 20.0, 1e-9);
+  cur.taken_ns = prev.taken_ns + 3000000; /* 3 ms after the baseline */
+  CHECK_NEAR(tcl_snapshot_span_s(&prev, &cur), 0.003, 1e-12);
+  /* unknown or out of order: NaN, the caller decides */
+  CHECK(isnan(tcl_snapshot_span_s(&cur, &prev)));
+  prev.taken_ns = 0;
+  CHECK(isnan(tcl_snapshot_span_s(&prev, &cur)));
+  /* a freed snapshot forgets when it was read */
+  put(&cur, 0, 1, 1, 1);
+  tcl_snapshot_free(&cur);
+  CHECK_EQ_U64(cur.taken_ns, 0);
+}
+
 int main(void)
 {
   RUN_TEST(test_delta_basic);
   RUN_TEST(test_delta_reset_and_series);
   RUN_TEST(test_delta_intervals_add_up);
+  RUN_TEST(test_span_is_measured);
   UNIT_END();
 }

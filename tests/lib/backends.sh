@@ -44,6 +44,8 @@
 #                                  tab-separated lines: the series' tags
 #                                  (k=v,k=v or "-") then the columns after time
 #   be_influx_scalar QUERY         the first value of the first row ("" if none)
+#   be_influx_bucket_counts WHERE  connects per bucket-rate series (rate x time
+#                                  since its previous point), "tags<TAB>count"
 #   be_influx_stat MODULE COLUMN   a counter of SHOW STATS FOR 'MODULE'
 #
 #   be_prom_scrape NS URL          GET URL from NS with curl (stdout)
@@ -451,6 +453,33 @@ print(tot)
 }
 
 be_influx_scalar() { be_influx_query "$1" | head -n 1 | cut -f2; }
+
+# be_influx_bucket_counts WHERE: the connects each bucket-rate series carried
+# after its first point, "host=H,type_instance=T<TAB>count" lines: each
+# point's rate times the time since the series' previous point (the plugin
+# divides by the time between its reads and stamps the values with the
+# second). The first point has no previous one: the span of the first read
+# (moments after the baseline at init) is not in the data.
+be_influx_bucket_counts() {
+	local json
+	json=$(be_influx_json "SELECT \"value\" FROM \"tcpconnlat_value\" WHERE $1 GROUP BY \"host\", \"type_instance\"") || return 1
+	"$BE_PY" -c '
+import json, sys
+d = json.loads(sys.argv[1])
+for r in d.get("results", []):
+    if "error" in r:
+        sys.stderr.write("influx error: %s\n" % r["error"])
+        sys.exit(1)
+    for s in r.get("series", []):
+        tags = s.get("tags") or {}
+        n, prev = 0.0, None
+        for t, v in s.get("values", []):
+            if v is not None and prev is not None:
+                n += v * (t - prev) / 1e9
+            prev = t
+        print("%s\t%.3f" % (",".join("%s=%s" % (k, tags[k]) for k in sorted(tags)), n))
+' "$json"
+}
 
 # ---------------------------------------------------------------- prometheus
 

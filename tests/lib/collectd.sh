@@ -12,6 +12,8 @@
 #   collectd_stop                 SIGTERM, wait for the exit
 #   csv_last NAME                 last value of DataDir/HOST/NAME-<date>
 #   csv_rows NAME                 number of rows written so far
+#   csv_bucket_count NAME SKIP    connects a bucket rate series carried after
+#                                 row SKIP (rate x time since the previous row)
 #   wait_until SECONDS DESC CMD...   poll CMD until true or fail the test
 #   fail MSG / pass MSG / note MSG
 #
@@ -247,6 +249,19 @@ csv_names() {
 		n=${f#"$TCL_WORK/csv/$TCL_HOST/"}
 		echo "${n%-[0-9][0-9][0-9][0-9]-[0-9][0-9]-[0-9][0-9]}"
 	done | sort -u
+}
+
+# Connects a bucket-rate series (bucket-latency-*) carried in the rows after
+# the first SKIP: each rate times the time since the previous row. The plugin
+# divides an interval's count by the time between its two reads, and stamps
+# the values with the second one, so rate x (time since the previous value) is
+# the count (to the CSV's millisecond). The first row of a run has no row
+# before it: Interval stands in (the tests make no connect before it).
+csv_bucket_count() { # NAME SKIP
+	_csv_data "$1" | awk -F, -v skip="$2" -v i="$TCL_INTERVAL" '
+		NR > skip { s += $2 * (NR > 1 ? $1 - prev : i) }
+		{ prev = $1 }
+		END { printf "%.0f", s }'
 }
 
 # Last value; an integer for counters ("123"), as written for gauges ("nan").

@@ -11,7 +11,8 @@
 # so data row k of each series comes from the same read):
 #   lat_row NAME ROW              value of data row ROW (1 = first)
 #   lat_delta NAME ROW            counter at ROW minus counter at ROW - 1
-#   lat_count NAME ROW            rate x interval of a bucket series, rounded
+#   lat_count NAME ROW            connects of a bucket series' row: its rate x
+#                                 the time since the row before, rounded
 #   lat_wait_rows ROW NAME...     wait until every series has ROW rows
 #   lat_bucket_names              every bucket-latency-* series
 #
@@ -90,7 +91,9 @@ lat_delta() {
 }
 
 lat_count() {
-	awk -v r="$(lat_row "$1" "$2")" -v i="$TCL_INTERVAL" 'BEGIN { printf "%.0f", r * i }'
+	_csv_data "$1" | awk -F, -v row="$2" -v i="$TCL_INTERVAL" '
+		NR == row { printf "%.0f", $2 * (row > 1 ? $1 - prev : i); exit }
+		{ prev = $1 }'
 }
 
 _lat_rows_ok() {

@@ -19,6 +19,7 @@
 #endif
 #include <bpf/bpf_helpers.h>
 #include <bpf/bpf_core_read.h>
+#include <bpf/bpf_endian.h>
 #include <bpf/bpf_tracing.h>
 
 #include "tcpconnlat.h"
@@ -283,7 +284,7 @@ static __always_inline void tcl_read_destination(const struct sock *sk,
 {
   __u16 family = BPF_CORE_READ(sk, __sk_common.skc_family);
 
-  who->rport = __builtin_bswap16(BPF_CORE_READ(sk, __sk_common.skc_dport));
+  who->rport = bpf_ntohs(BPF_CORE_READ(sk, __sk_common.skc_dport));
   if (family == TCL_AF_INET) {
     __be32 daddr = BPF_CORE_READ(sk, __sk_common.skc_daddr);
     who->family = 4;
@@ -528,8 +529,8 @@ static __always_inline void tcl_read_endpoints(const struct sock *sk,
   __u16 family = BPF_CORE_READ(sk, __sk_common.skc_family);
 
   /* not skc_num: a failed connect releases its port before this point */
-  e->sport = __builtin_bswap16(BPF_CORE_READ((struct inet_sock *)sk, inet_sport));
-  e->dport = __builtin_bswap16(BPF_CORE_READ(sk, __sk_common.skc_dport));
+  e->sport = bpf_ntohs(BPF_CORE_READ((struct inet_sock *)sk, inet_sport));
+  e->dport = bpf_ntohs(BPF_CORE_READ(sk, __sk_common.skc_dport));
   if (family == TCL_AF_INET) {
     __be32 saddr = BPF_CORE_READ(sk, __sk_common.skc_rcv_saddr);
     __be32 daddr = BPF_CORE_READ(sk, __sk_common.skc_daddr);

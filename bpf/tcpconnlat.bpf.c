@@ -38,6 +38,10 @@
 #define TCL_ECONNREFUSED 111
 #define TCL_EHOSTUNREACH 113
 
+/* ee_origin of an error queued from an ICMP message (uapi errqueue.h) */
+#define TCL_SO_EE_ORIGIN_ICMP 2
+#define TCL_SO_EE_ORIGIN_ICMP6 3
+
 /*
  * Settings, written by the plugin before load. They are read-only to the
  * programs, so the verifier prunes whatever a setting switches off.
@@ -241,6 +245,61 @@ static __always_inline __u32 tcl_reason(int err)
   default:
     return TCL_REASON_OTHER;
   }
+}
+
+/*
+ * The ICMP error that SO_ERROR already returned to the application, else 0.
+ * For a SYN_SENT socket tcp_v4_err() queues every ICMP error on the error
+ * queue (ip_icmp_error(), whatever IP_RECVERR says; tcp_v6_err() only with
+ * IPV6_RECVERR), which makes poll() report POLLERR. While connect() still
+ * holds the socket lock, the error is kept only as the soft error, and the
+ * socket stays in SYN_SENT. SO_ERROR returns the soft error and clears it
+ * (sock_getsockopt()), and the application closes the socket: no error is
+ * left on it then but the queued message. A soft error still set means the
+ * application never collected it: that close is an abort.
+ */
+static __always_inline int tcl_collected_icmp_error(const struct sock *sk)
+{
+  struct sock_exterr_skb *serr;
+  struct sk_buff *skb;
+  __u8 origin;
+
+  if (!bpf_core_type_exists(struct sock_exterr_skb))
+    return 0;
+  if (BPF_CORE_READ(sk, sk_err_soft) || !BPF_CORE_READ(sk, sk_error_queue.qlen))
+    return 0;
+  skb = BPF_CORE_READ(sk, sk_error_queue.prev); /* the newest, as SO_ERROR's */
+  if (!skb)
+    return 0;
+  serr = (struct sock_exterr_skb *)skb->cb;
+  origin = BPF_CORE_READ(serr, ee.ee_origin);
+  if (origin != TCL_SO_EE_ORIGIN_ICMP && origin != TCL_SO_EE_ORIGIN_ICMP6)
+    return 0;
+  return (int)BPF_CORE_READ(serr, ee.ee_errno);
+}
+
+/*
+ * Why a connect ended at SYN_SENT -> CLOSE, as its application was told:
+ * - the socket error: a reset, an ICMP error or the last SYN retry set it
+ *   before tcp_done() changes the state (tcp_done_with_error(),
+ *   tcp_write_err(); 5.10 assigns it by hand in the same order);
+ * - none, and connect() has not returned: struct socket stays SS_UNCONNECTED
+ *   until the protocol's connect succeeds (__inet_stream_connect()), and
+ *   tcp_v4_connect()/tcp_v6_connect() set SYN_SENT before they take a local
+ *   port (inet_hash_connect(): EADDRNOTAVAIL when none is free) and CLOSE
+ *   again when that or a later step fails on this host: local;
+ * - none, but an ICMP error that SO_ERROR handed over (above);
+ * - none at all: the application closed or disconnected it, aborted.
+ */
+static __always_inline __u32 tcl_failure_reason(const struct sock *sk)
+{
+  int err = BPF_CORE_READ(sk, sk_err);
+
+  if (err)
+    return tcl_reason(err);
+  if (BPF_CORE_READ(sk, sk_socket, state) == SS_UNCONNECTED)
+    return TCL_REASON_LOCAL;
+  return tcl_reason(tcl_collected_icmp_error(sk));
 }
 
 /* OwnNetnsOnly: sockets of other network namespaces are not ours to see. */
@@ -601,7 +660,7 @@ static __always_inline __u64 tcl_established_ns(const struct sock *sk,
 
 static __always_inline void tcl_connect_end(const struct sock *sk,
                                             __u64 skaddr, int newstate,
-                                            int sk_err, bool btf)
+                                            bool btf)
 {
   struct tcl_inflight_set *set;
   struct tcl_inflight_way *w = NULL;
@@ -654,7 +713,7 @@ static __always_inline void tcl_connect_end(const struct sock *sk,
     ns = now > start_ns ? now - start_ns : 0;
     slot = tcl_bucket_index(ns);
   } else if (newstate == TCL_TCP_CLOSE) {
-    slot = TCL_SLOT_FAILURE_BASE + tcl_reason(sk_err);
+    slot = TCL_SLOT_FAILURE_BASE + tcl_failure_reason(sk);
   } else {
     return; /* SYN_SENT -> SYN_RECV (simultaneous open): neither */
   }
@@ -682,8 +741,7 @@ int BPF_PROG(tcl_tp_btf, const struct sock *sk, const int oldstate, const int ne
   } else if (oldstate == TCL_TCP_SYN_SENT) {
     if (BPF_CORE_READ_BITFIELD(sk, sk_protocol) != TCL_IPPROTO_TCP)
       return 0;
-    tcl_connect_end(sk, TCL_SOCK_KEY_BTF(sk), newstate,
-                    newstate == TCL_TCP_CLOSE ? sk->sk_err : 0, true);
+    tcl_connect_end(sk, TCL_SOCK_KEY_BTF(sk), newstate, true);
   }
   return 0;
 }
@@ -700,9 +758,7 @@ int tcl_tracepoint(struct trace_event_raw_inet_sock_set_state *ctx)
   if (oldstate == TCL_TCP_CLOSE && newstate == TCL_TCP_SYN_SENT)
     tcl_connect_start(sk, (__u64)ctx->skaddr);
   else if (oldstate == TCL_TCP_SYN_SENT)
-    tcl_connect_end(sk, (__u64)ctx->skaddr, newstate,
-                    newstate == TCL_TCP_CLOSE ? BPF_CORE_READ(sk, sk_err) : 0,
-                    false);
+    tcl_connect_end(sk, (__u64)ctx->skaddr, newstate, false);
   return 0;
 }
 

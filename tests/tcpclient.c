@@ -12,8 +12,13 @@
  *
  * connect: makes COUNT connects from CONCURRENCY threads and prints one line
  *          per connect on stdout:
- *            <result> <duration_ns> <local_addr> <local_port> <remote_addr> <remote_port>
+ *            <result> <duration_ns> <local_addr> <local_port> <remote_addr> <remote_port> <errno>
  *          result: ok | refused | timeout | unreachable | aborted | other:<errno>
+ *          errno: what the kernel returned for the connect, by name
+ *          (ECONNREFUSED, EADDRNOTAVAIL, ...: connect()'s own error, or
+ *          SO_ERROR once the socket polled writable); 0 when it succeeded or
+ *          when the client gave up itself (-t / --abort-after-ms reached:
+ *          result timeout / aborted) and closed the socket.
  *          and on stderr at the end:
  *            summary ok=N refused=N timeout=N unreachable=N aborted=N other=N
  *          Without -t / --abort-after-ms the connect() is blocking and timed
@@ -279,12 +284,23 @@ static enum result classify(int err)
 	}
 }
 
-static void report(enum result r, int err, int64_t dur_ns,
+/* The errno's symbolic name (glibc 2.32+), else its number. */
+static void errno_name(int err, char *buf, size_t len)
+{
+	const char *name = err ? strerrorname_np(err) : NULL;
+
+	if (name)
+		snprintf(buf, len, "%s", name);
+	else
+		snprintf(buf, len, "%d", err);
+}
+
+static void report(enum result r, int err, int kerr, int64_t dur_ns,
 		   const struct sockaddr_storage *local, socklen_t local_len,
 		   int have_local)
 {
 	char lhost[NI_MAXHOST] = "-", lserv[NI_MAXSERV] = "-";
-	char res[32];
+	char res[32], ename[32];
 
 	atomic_fetch_add(&counters[r], 1);
 	if (ccfg.quiet)
@@ -301,9 +317,11 @@ static void report(enum result r, int err, int64_t dur_ns,
 	else
 		snprintf(res, sizeof(res), "%s", result_names[r]);
 
+	errno_name(kerr, ename, sizeof(ename));
+
 	pthread_mutex_lock(&out_lock);
-	printf("%s %lld %s %s %s %s\n", res, (long long)dur_ns, lhost, lserv,
-	       remote_host, remote_serv);
+	printf("%s %lld %s %s %s %s %s\n", res, (long long)dur_ns, lhost, lserv,
+	       remote_host, remote_serv, ename);
 	pthread_mutex_unlock(&out_lock);
 }
 
@@ -339,16 +357,16 @@ static void one_connect(void)
 	int nonblock = ccfg.timeout_ms >= 0 || ccfg.abort_ms >= 0;
 	struct sockaddr_storage local, early;
 	socklen_t local_len = 0, early_len = 0;
-	int have_local = 0, have_early = 0;
+	int have_local = 0, have_early = 0, gave_up = 0;
 	int64_t t0, t1;
 	enum result r;
-	int fd, err = 0;
+	int fd, err = 0, kerr;
 
 	fd = socket(ccfg.addr.ss_family,
 		    SOCK_STREAM | SOCK_CLOEXEC | (nonblock ? SOCK_NONBLOCK : 0), 0);
 	if (fd < 0) {
 		err = errno;
-		report(RES_OTHER, err, 0, NULL, 0, 0);
+		report(RES_OTHER, err, err, 0, NULL, 0, 0);
 		return;
 	}
 
@@ -400,8 +418,11 @@ static void one_connect(void)
 			t1 = mono_ns();
 			r = abort_first ? RES_ABORTED : RES_TIMEOUT;
 			err = abort_first ? 0 : ETIMEDOUT;
+			gave_up = 1;
 		}
 	}
+	/* what the kernel said, not the client's own verdict */
+	kerr = gave_up ? 0 : err;
 
 	have_local = local_name(fd, &local, &local_len);
 	if (!have_local && have_early) {
@@ -416,7 +437,7 @@ static void one_connect(void)
 			;
 	}
 	close(fd);
-	report(r, err, t1 - t0, &local, local_len, have_local);
+	report(r, err, kerr, t1 - t0, &local, local_len, have_local);
 }
 
 static void *connect_worker(void *unused)

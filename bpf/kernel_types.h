@@ -139,9 +139,11 @@ struct socket {
   socket_state state;
 };
 
-/* skb->cb of an error-queue entry holds a struct sock_exterr_skb; only the
- * extended error is read. In the kernel next and prev sit in an anonymous
- * struct since 5.19; CO-RE finds them through it. */
+/* skb->cb of an error-queue entry holds a struct sock_exterr_skb, whose
+ * extended error follows a union of the IPv4/IPv6 control blocks: CO-RE
+ * finds its offset. In 6.1 and later next and prev sit in an anonymous
+ * struct of sk_buff_head (struct_group_tagged), in 5.10 directly; CO-RE
+ * finds them either way. */
 struct sk_buff {
   char cb[48];
 };

@@ -140,7 +140,7 @@ PORT_RANGE=$(ip netns exec "$BED_CLIENT_NS" sysctl -n net.ipv4.ip_local_port_ran
 # One round per way of attaching: the two programs call the same
 # classification, but each reads the socket through its own context.
 round() { # tp_btf|tracepoint
-	local mode=$1 fam a r c v outs nb_outs hold_procs dropped0 dropped
+	local mode=$1 fam a r c v p outs nb_outs hold_procs dropped0 dropped
 	local n_ref n_unr n_tmo n_abo n_ok n_nb_soft n_late n_noport n_held
 	local -a prefix=(ip netns exec "$BED_CLIENT_NS")
 	local logline="through the BTF raw tracepoint (tp_btf)"
@@ -189,12 +189,12 @@ AttachMode \"$mode\"" "" "${prefix[@]}"
 	((${#outs[@]} == 14)) || fail "$ROUND phase 1: ${#outs[@]} client outputs, expected 14"
 	# the bed gave each class: the clients' own counts
 	n_ref=$(count '$7 == "ECONNREFUSED"' "${outs[@]}")
-	n_unr=$(count '$7 == "EHOSTUNREACH" && $2 < 500000000' "${outs[@]}")
+	n_unr=$(count '$7 == "EHOSTUNREACH"' "${outs[@]}")
 	n_tmo=$(count '$7 == "ETIMEDOUT"' "${outs[@]}")
 	n_abo=$(count '$1 == "aborted" && $7 == "0"' "${outs[@]}")
 	n_ok=$(count '$1 == "ok"' "${outs[@]}")
 	((n_ref == 30 && n_unr == 30 && n_tmo == 6 && n_abo == 20 && n_ok == 20)) ||
-		fail "$ROUND phase 1: the bed did not answer as set up: refused $n_ref/30, unreachable within 0.5 s $n_unr/30, timeout $n_tmo/6, aborted $n_abo/20, ok $n_ok/20"
+		fail "$ROUND phase 1: the bed did not answer as set up: refused $n_ref/30, unreachable $n_unr/30, timeout $n_tmo/6, aborted $n_abo/20, ok $n_ok/20"
 	check_phase "phase 1 (refused, unreachable, timeout, aborted, ok; IPv4 + IPv6)"
 
 	# ----------------------------------------------------------- 2: soft errors
@@ -228,22 +228,25 @@ AttachMode \"$mode\"" "" "${prefix[@]}"
 	P_HOLD=$BED_LISTEN_PORT
 	ip netns exec "$BED_CLIENT_NS" sysctl -qw net.ipv4.ip_local_port_range="40000 40003" ||
 		fail "ip_local_port_range in the client namespace"
-	# 4 connections per family use every local port towards that listener; they
-	# stay open 5 s, which must outlast the failing connects (checked below).
+	# 4 connections per family use every local port towards that listener;
+	# they stay open until SIGUSR1 (60 s at most).
 	for fam in 4 6; do
-		client "hold-v$fam" -a "$(addr $fam)" -p "$P_HOLD" -n 4 -c 4 --hold-ms 5000
+		client "hold-v$fam" -a "$(addr $fam)" -p "$P_HOLD" -n 4 -c 4 --hold-ms 60000
 	done
 	hold_procs=("${PHASE_PROCS[@]}")
-	bed_wait_cond 5 holding || fail "$ROUND phase 3: $(established_to_hold) connections held, expected 8"
+	bed_wait_cond 10 holding || fail "$ROUND phase 3: $(established_to_hold) connections held, expected 8"
 	PHASE_PROCS=()
 	for fam in 4 6; do
 		client "noport-v$fam" -a "$(addr $fam)" -p "$P_HOLD" -n 10
 		client "noport-nb-v$fam" -a "$(addr $fam)" -p "$P_HOLD" -n 5 -t 5000
 	done
-	wait_clients 5
-	holding || fail "$ROUND phase 3: the held connections ended before the failing connects did (a slow host?): rerun"
+	wait_clients 10
+	holding || fail "$ROUND phase 3: the held connections ended before the failing connects did"
+	for p in "${hold_procs[@]}"; do
+		kill -USR1 "${p%%:*}"
+	done
 	PHASE_PROCS=("${hold_procs[@]}")
-	wait_clients 15
+	wait_clients 10
 	n_noport=$(count '$7 == "EADDRNOTAVAIL"' "${PHASE_OUTS[@]}")
 	n_held=$(count '$1 == "ok"' "${PHASE_OUTS[@]}")
 	((n_noport == 30 && n_held == 8)) ||

@@ -26,6 +26,8 @@
  *          non-blocking; the time runs until the socket polls writable and
  *          SO_ERROR has been read (or until the own timeout / abort point).
  *          -q suppresses the per-connect lines (summary only).
+ *          --hold-ms keeps each established connection open and idle that
+ *          long before closing it; SIGUSR1 ends every hold at once.
  *
  * Exit status: 0 when it ran (whatever the results), 1 on a setup error
  * (listen: bind/listen failed), 2 on usage errors.
@@ -34,6 +36,7 @@
  */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
 #include <limits.h>
 #include <netdb.h>
@@ -80,6 +83,8 @@ static atomic_long next_index;
 static atomic_long counters[RES_MAX];
 static pthread_mutex_t out_lock = PTHREAD_MUTEX_INITIALIZER;
 static char remote_host[NI_MAXHOST];
+/* SIGUSR1 writes to it: every held connection polls its read end */
+static int release_pipe[2] = { -1, -1 };
 static char remote_serv[NI_MAXSERV];
 
 static void usage(FILE *f)
@@ -432,8 +437,11 @@ static void one_connect(void)
 	}
 	if (r == RES_OK && ccfg.hold_ms > 0) {
 		/* idle: nothing sent that could complete a delayed handshake */
-		struct timespec hold = { ccfg.hold_ms / 1000, (ccfg.hold_ms % 1000) * 1000000L };
-		while (nanosleep(&hold, &hold) != 0 && errno == EINTR)
+		struct pollfd pfd = { .fd = release_pipe[0], .events = POLLIN };
+		int64_t end = mono_ns() + ccfg.hold_ms * 1000000LL, left;
+
+		while ((left = end - mono_ns()) > 0 &&
+		       poll(&pfd, 1, (int)((left + 999999) / 1000000)) <= 0)
 			;
 	}
 	close(fd);
@@ -453,10 +461,32 @@ static void *connect_worker(void *unused)
 	return NULL;
 }
 
+static void on_release(int sig)
+{
+	(void)sig;
+	/* async-signal-safe; the pipe stays readable for every thread */
+	if (write(release_pipe[1], "r", 1) < 0)
+		return;
+}
+
 static int do_connect(void)
 {
 	pthread_t *thr;
 	long i, started = 0;
+
+	if (ccfg.hold_ms > 0) {
+		struct sigaction sa;
+
+		memset(&sa, 0, sizeof(sa));
+		sa.sa_handler = on_release;
+		sa.sa_flags = SA_RESTART;
+		sigemptyset(&sa.sa_mask);
+		if (pipe2(release_pipe, O_CLOEXEC | O_NONBLOCK) != 0 ||
+		    sigaction(SIGUSR1, &sa, NULL) != 0) {
+			perror("tcpclient: release pipe");
+			return 1;
+		}
+	}
 
 	format_addr((const struct sockaddr *)&ccfg.addr, ccfg.addrlen, remote_host,
 		    sizeof(remote_host), remote_serv, sizeof(remote_serv));

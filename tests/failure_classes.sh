@@ -13,6 +13,9 @@
 #   none, the client closed aborted
 #   anything else           other
 #
+# With NotifyFailures true, the failure notifications must carry the same
+# reasons, as many of each.
+#
 # Two network namespaces (tests/lib/netns.sh); collectd runs in the client
 # namespace with OwnNetnsOnly true. Three phases, the totals checked after
 # each (cumulative):
@@ -98,6 +101,13 @@ count() { # COND FILE...
 	awk "$cond { n++ } END { print n + 0 }" "$@"
 }
 
+# Failure notifications of REASON in collectd's log so far.
+notes() {
+	grep -c "Notification: .*plugin = tcpconnlat, .*type = total_connections, type_instance = $1," \
+		"$TCL_WORK/collectd.log" || true
+}
+notes_at_least() { (($(notes "$1") >= $2)); }
+
 lock_dropped_icmps() {
 	ip netns exec "$BED_CLIENT_NS" cat /proc/net/netstat |
 		awk '$1 == "TcpExt:" { if (!n) { for (i = 2; i <= NF; i++) if ($i == "LockDroppedIcmps") c = i; n = 1 } else print $c }'
@@ -122,7 +132,16 @@ check_phase() { # LABEL
 		[[ $got == "${EXPECT[$r]}" ]] || bad+=" $r: $got, the clients say ${EXPECT[$r]};"
 	done
 	[[ -z "$bad" ]] || fail "$ROUND $label: the totals are not what the applications were told:$bad (clients: $(cat "${PHASE_OUTS[@]}" | awk '{ print $1 "/" $7 }' | sort | uniq -c | tr -s ' \n' ' '))"
-	pass "$ROUND $label: totals as the clients were told:$line"
+	# NotifyFailures: one notification per failure, with the same reason
+	for r in "${REASONS[@]:1}"; do
+		_TCL_WAIT_LAST="notes $r"
+		wait_until 10 "${EXPECT[$r]} notifications of $r" notes_at_least "$r" "${EXPECT[$r]}"
+		_TCL_WAIT_LAST=
+		got=$(notes "$r")
+		[[ $got == "${EXPECT[$r]}" ]] || bad+=" $r: $got notified, the clients say ${EXPECT[$r]};"
+	done
+	[[ -z "$bad" ]] || fail "$ROUND $label: the failure notifications do not match the clients:$bad"
+	pass "$ROUND $label: totals and notifications as the clients were told:$line"
 	PHASE_OUTS=()
 }
 
@@ -156,7 +175,9 @@ round() { # tp_btf|tracepoint
 	rm -rf "$TCL_WORK/csv"
 	TCL_INTERVAL=1
 	collectd_start "OwnNetnsOnly true
-AttachMode \"$mode\"" "" "${prefix[@]}"
+AttachMode \"$mode\"
+NotifyFailures true
+MaxNotificationsPerSecond 100000" "" "${prefix[@]}"
 	collectd_alive || fail "$mode: collectd exited at start"
 	grep -q "$logline" "$TCL_WORK/collectd.log" || fail "$mode: collectd did not attach $logline"
 	lat_wait_rows 1 "$LAT_EST"

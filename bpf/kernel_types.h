@@ -132,6 +132,44 @@ struct sock_common {
   struct in6_addr skc_v6_rcv_saddr;
 };
 
+/* include/linux/net.h (uapi): an anonymous enum in the kernel, so any enum
+ * here matches it for CO-RE. */
+typedef enum {
+  SS_FREE = 0,
+  SS_UNCONNECTED,
+  SS_CONNECTING,
+  SS_CONNECTED,
+  SS_DISCONNECTING,
+} socket_state;
+
+struct socket {
+  socket_state state;
+};
+
+/* skb->cb of an error-queue entry holds a struct sock_exterr_skb, whose
+ * extended error follows a union of the IPv4/IPv6 control blocks: CO-RE
+ * finds its offset. In 6.1 and later next and prev sit in an anonymous
+ * struct of sk_buff_head (struct_group_tagged), in 5.10 directly; CO-RE
+ * finds them either way. */
+struct sk_buff {
+  char cb[48];
+};
+
+struct sk_buff_head {
+  struct sk_buff *next;
+  struct sk_buff *prev;
+  __u32 qlen;
+};
+
+struct sock_extended_err {
+  __u32 ee_errno;
+  __u8 ee_origin;
+};
+
+struct sock_exterr_skb {
+  struct sock_extended_err ee;
+};
+
 struct kernfs_node {
   __u64 id;
 };
@@ -165,6 +203,9 @@ typedef struct {
 struct sock {
   struct sock_common __sk_common;
   int sk_err;
+  int sk_err_soft;
+  struct sk_buff_head sk_error_queue;
+  struct socket *sk_socket;
   __u16 sk_protocol;
   kuid_t sk_uid;
   struct sock_cgroup_data sk_cgrp_data;

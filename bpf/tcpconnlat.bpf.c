@@ -66,6 +66,10 @@
 #define TCL_ECONNREFUSED 111
 #define TCL_EHOSTUNREACH 113
 
+/* sock_extended_err.ee_origin (uapi linux/errqueue.h) */
+#define TCL_SO_EE_ORIGIN_ICMP 2
+#define TCL_SO_EE_ORIGIN_ICMP6 3
+
 /*
  * Settings, written by the plugin before load. They are read-only to the
  * programs, so the verifier prunes whatever a setting switches off.
@@ -272,6 +276,57 @@ static __always_inline __u32 tcl_reason(int err)
   default:
     return TCL_REASON_OTHER;
   }
+}
+
+/*
+ * The error an application already collected with SO_ERROR, for a connect
+ * closed without sk_err. An ICMP error that finds the socket locked (the
+ * application inside connect() or poll()) is kept only as the soft error
+ * (tcp_v4_err()), and for IPv4 queued on the error queue whatever
+ * IP_RECVERR says (ip_icmp_error()): the queued entry wakes poll() with
+ * POLLERR, SO_ERROR returns the soft error and clears it, and the
+ * application closes a SYN_SENT socket with neither error left. The newest
+ * queued ICMP error is what it was told. Not inlined, like every read of a
+ * type some kernels may lack.
+ */
+static __noinline int tcl_collected_icmp_error(const struct sock *sk)
+{
+  struct sock_exterr_skb *serr;
+  struct sk_buff *skb;
+  __u8 origin;
+
+  if (!bpf_core_type_exists(struct sock_exterr_skb))
+    return 0;
+  if (BPF_CORE_READ(sk, sk_err_soft) || !BPF_CORE_READ(sk, sk_error_queue.qlen))
+    return 0;
+  skb = BPF_CORE_READ(sk, sk_error_queue.prev); /* the newest, as SO_ERROR's */
+  if (!skb)
+    return 0;
+  serr = (struct sock_exterr_skb *)skb->cb;
+  origin = BPF_CORE_READ(serr, ee.ee_origin);
+  if (origin != TCL_SO_EE_ORIGIN_ICMP && origin != TCL_SO_EE_ORIGIN_ICMP6)
+    return 0;
+  return (int)BPF_CORE_READ(serr, ee.ee_errno);
+}
+
+/*
+ * Why a connect ended at SYN_SENT -> CLOSE, as the application was told:
+ * the socket's error; else, while connect() has not returned (the socket is
+ * still SS_UNCONNECTED: __inet_stream_connect() sets SS_CONNECTING only once
+ * the protocol's connect succeeded), a failure on this host after the state
+ * was set, such as no free local port (EADDRNOTAVAIL from
+ * inet_hash_connect()); else an ICMP error SO_ERROR handed over; else the
+ * application gave up (aborted).
+ */
+static __always_inline __u32 tcl_failure_reason(const struct sock *sk)
+{
+  int err = BPF_CORE_READ(sk, sk_err);
+
+  if (err)
+    return tcl_reason(err);
+  if (BPF_CORE_READ(sk, sk_socket, state) == SS_UNCONNECTED)
+    return TCL_REASON_LOCAL;
+  return tcl_reason(tcl_collected_icmp_error(sk));
 }
 
 /* ------------------------------------------------------------------------
@@ -814,7 +869,7 @@ static __always_inline __u64 tcl_connect_latency(const struct sock *sk,
 }
 
 static __always_inline void tcl_connect_end(const struct sock *sk, __u64 key,
-                                            int newstate, int sk_err, bool btf)
+                                            int newstate, bool btf)
 {
   struct tcl_start st = {};
   struct tcl_labels who = {};
@@ -850,7 +905,7 @@ static __always_inline void tcl_connect_end(const struct sock *sk, __u64 key,
   } else {
     if (t.total_retrans)
       tcl_first_syn_take(sk, t.snd_una, btf);
-    slot = TCL_SLOT_FAILURE_BASE + tcl_reason(sk_err);
+    slot = TCL_SLOT_FAILURE_BASE + tcl_failure_reason(sk);
   }
 
   /* A failure's retransmissions are not news (every timeout has them). */
@@ -926,10 +981,10 @@ static __always_inline void tcl_accept_end(const struct sock *sk, bool btf)
 
 static __always_inline void tcl_state_change(const struct sock *sk, __u64 key,
                                              int oldstate, int newstate,
-                                             int sk_err, bool btf)
+                                             bool btf)
 {
   if (oldstate == TCL_TCP_SYN_SENT)
-    tcl_connect_end(sk, key, newstate, sk_err, btf);
+    tcl_connect_end(sk, key, newstate, btf);
   else if (oldstate == TCL_TCP_CLOSE && newstate == TCL_TCP_SYN_SENT) {
     if (tcl_keeps_start() && !tcl_foreign_netns(sk, btf))
       tcl_connect_start(key);
@@ -946,11 +1001,7 @@ int BPF_PROG(tcl_tp_btf, const struct sock *sk, const int oldstate, const int ne
 {
   if (BPF_CORE_READ_BITFIELD(sk, sk_protocol) != TCL_IPPROTO_TCP)
     return 0;
-  tcl_state_change(sk, TCL_SOCK_KEY_BTF(sk), oldstate, newstate,
-                   oldstate == TCL_TCP_SYN_SENT && newstate == TCL_TCP_CLOSE
-                       ? sk->sk_err
-                       : 0,
-                   true);
+  tcl_state_change(sk, TCL_SOCK_KEY_BTF(sk), oldstate, newstate, true);
   return 0;
 }
 
@@ -962,11 +1013,7 @@ int tcl_tracepoint(struct trace_event_raw_inet_sock_set_state *ctx)
 
   if (ctx->protocol != TCL_IPPROTO_TCP)
     return 0;
-  tcl_state_change(sk, (__u64)ctx->skaddr, oldstate, newstate,
-                   oldstate == TCL_TCP_SYN_SENT && newstate == TCL_TCP_CLOSE
-                       ? BPF_CORE_READ(sk, sk_err)
-                       : 0,
-                   false);
+  tcl_state_change(sk, (__u64)ctx->skaddr, oldstate, newstate, false);
   return 0;
 }
 

@@ -20,13 +20,15 @@
 #define TCL_MAX_POWER 37
 #define TCL_NBUCKETS ((TCL_MAX_POWER - TCL_GROUPING_POWER + 1) * TCL_SUB_BUCKETS)
 
-/* Why a connect that started did not reach ESTABLISHED. */
+/* Why a connect that started did not reach ESTABLISHED. New reasons go at
+ * the end: the slots of the others stay where they are. */
 enum tcl_reason {
   TCL_REASON_REFUSED = 0,
   TCL_REASON_TIMEOUT,
   TCL_REASON_UNREACHABLE,
   TCL_REASON_ABORTED,
   TCL_REASON_OTHER,
+  TCL_REASON_LOCAL, /* connect() failed on this host: no free local port */
   TCL_NREASONS,
 };
 

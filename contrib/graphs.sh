@@ -13,7 +13,8 @@
 # Writes:
 #   tcpconnlat-latency.png   latency percentiles, average and max over time
 #   tcpconnlat-rates.png     connects per second: established up, failures
-#                            (refused, timeout, unreachable, aborted, other) down
+#                            (refused, timeout, unreachable, aborted, other,
+#                            local) down
 #   tcpconnlat-buckets.png   heat map: the share of each interval's connects
 #                            in each latency bucket, with p50 and p99 on top
 #   tcpconnlat-graphs.png    the three stacked in one image (needs python3)
@@ -114,7 +115,7 @@ if have total_connections-established; then
 		"GPRINT:est:AVERAGE:avg %5.1lf/s" "GPRINT:est:MAX:max %5.1lf/s$eol")
 fi
 stack=
-for f in refused:#fb8c00 timeout:#e53935 unreachable:#8e24aa aborted:#9e9e9e other:#6d4c41; do
+for f in refused:#fb8c00 timeout:#e53935 unreachable:#8e24aa aborted:#9e9e9e other:#6d4c41 local:#1e88e5; do
 	name=${f%%:*} color=${f#*:}
 	have "total_connections-$name" || continue
 	next_legend

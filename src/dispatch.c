@@ -14,6 +14,7 @@ static const char *const tcl_reason_names[TCL_NREASONS] = {
     [TCL_REASON_UNREACHABLE] = "unreachable",
     [TCL_REASON_ABORTED] = "aborted",
     [TCL_REASON_OTHER] = "other",
+    [TCL_REASON_LOCAL] = "local",
 };
 
 /* Names that stay the same while the plugin runs, formatted once: every

@@ -20,6 +20,7 @@ static const char *const tcl_notify_reasons[TCL_NREASONS] = {
     [TCL_REASON_UNREACHABLE] = "unreachable",
     [TCL_REASON_ABORTED] = "aborted",
     [TCL_REASON_OTHER] = "other",
+    [TCL_REASON_LOCAL] = "local",
 };
 
 static struct ring_buffer *tcl_rb;

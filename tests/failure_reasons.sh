@@ -64,7 +64,7 @@ bed_syn_retries 1 || fail "tcp_syn_retries"
 # Per family and reason: connects attempted.
 N_TIMEOUT=10 N_REFUSED=20 N_UNREACH=20 N_ABORT=15 N_OK=100
 declare -A WANT=([timeout]=$((2 * N_TIMEOUT)) [refused]=$((2 * N_REFUSED))
-	[unreachable]=$((2 * N_UNREACH)) [aborted]=$((2 * N_ABORT)) [other]=0)
+	[unreachable]=$((2 * N_UNREACH)) [aborted]=$((2 * N_ABORT)) [other]=0 [local]=0)
 N_FAIL=$((2 * (N_TIMEOUT + N_REFUSED + N_UNREACH + N_ABORT)))
 
 addr() { if [[ $1 == 4 ]]; then echo "$BED_SERVER_V4"; else echo "$BED_SERVER_V6"; fi; }

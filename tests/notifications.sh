@@ -85,7 +85,7 @@ check_note() { # FILE
 	port=$(sed -n 's/^local_port: //p' "$f")
 	line=$(awk -v p="$port" '$1 == "ok" && $4 == p' "$out4" "$out6")
 	[[ -n "$line" ]] || fail "notification for local port $port matches no client connect"
-	read -r _ dur laddr lport raddr rport <<<"$line"
+	read -r _ dur laddr lport raddr rport _ <<<"$line"
 	pid=$(sed -n 's/^pid: //p' "$f")
 	[[ "$pid" == "$pid4" || "$pid" == "$pid6" ]] || fail "pid $pid is not the client's ($pid4/$pid6)"
 	comm=$(sed -n 's/^comm: //p' "$f")

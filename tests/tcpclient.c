@@ -12,8 +12,13 @@
  *
  * connect: makes COUNT connects from CONCURRENCY threads and prints one line
  *          per connect on stdout:
- *            <result> <duration_ns> <local_addr> <local_port> <remote_addr> <remote_port>
+ *            <result> <duration_ns> <local_addr> <local_port> <remote_addr> <remote_port> <errno>
  *          result: ok | refused | timeout | unreachable | aborted | other:<errno>
+ *          errno: what the kernel returned for the connect, by name
+ *          (ECONNREFUSED, EADDRNOTAVAIL, ...: connect()'s own error, or
+ *          SO_ERROR once the socket polled writable); 0 when it succeeded or
+ *          when the client gave up itself (-t / --abort-after-ms reached:
+ *          result timeout / aborted) and closed the socket.
  *          and on stderr at the end:
  *            summary ok=N refused=N timeout=N unreachable=N aborted=N other=N
  *          Without -t / --abort-after-ms the connect() is blocking and timed
@@ -21,6 +26,8 @@
  *          non-blocking; the time runs until the socket polls writable and
  *          SO_ERROR has been read (or until the own timeout / abort point).
  *          -q suppresses the per-connect lines (summary only).
+ *          --hold-ms keeps each established connection open and idle that
+ *          long before closing it; SIGUSR1 ends every hold at once.
  *
  * --fastopen: TCP Fast Open (net.ipv4.tcp_fastopen must allow it). listen
  *          sets TCP_FASTOPEN and reads the one byte each client sends before
@@ -36,6 +43,7 @@
  */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
 #include <limits.h>
 #include <netdb.h>
@@ -84,6 +92,8 @@ static atomic_long next_index;
 static atomic_long counters[RES_MAX];
 static pthread_mutex_t out_lock = PTHREAD_MUTEX_INITIALIZER;
 static char remote_host[NI_MAXHOST];
+/* SIGUSR1 writes to it: every held connection polls its read end */
+static int release_pipe[2] = { -1, -1 };
 static char remote_serv[NI_MAXSERV];
 
 static void usage(FILE *f)
@@ -305,12 +315,23 @@ static enum result classify(int err)
 	}
 }
 
-static void report(enum result r, int err, int64_t dur_ns,
+/* The errno's symbolic name (glibc 2.32+), else its number. */
+static void errno_name(int err, char *buf, size_t len)
+{
+	const char *name = err ? strerrorname_np(err) : NULL;
+
+	if (name)
+		snprintf(buf, len, "%s", name);
+	else
+		snprintf(buf, len, "%d", err);
+}
+
+static void report(enum result r, int err, int kerr, int64_t dur_ns,
 		   const struct sockaddr_storage *local, socklen_t local_len,
 		   int have_local)
 {
 	char lhost[NI_MAXHOST] = "-", lserv[NI_MAXSERV] = "-";
-	char res[32];
+	char res[32], ename[32];
 
 	atomic_fetch_add(&counters[r], 1);
 	if (ccfg.quiet)
@@ -327,9 +348,11 @@ static void report(enum result r, int err, int64_t dur_ns,
 	else
 		snprintf(res, sizeof(res), "%s", result_names[r]);
 
+	errno_name(kerr, ename, sizeof(ename));
+
 	pthread_mutex_lock(&out_lock);
-	printf("%s %lld %s %s %s %s\n", res, (long long)dur_ns, lhost, lserv,
-	       remote_host, remote_serv);
+	printf("%s %lld %s %s %s %s %s\n", res, (long long)dur_ns, lhost, lserv,
+	       remote_host, remote_serv, ename);
 	pthread_mutex_unlock(&out_lock);
 }
 
@@ -365,16 +388,16 @@ static void one_connect(void)
 	int nonblock = ccfg.timeout_ms >= 0 || ccfg.abort_ms >= 0;
 	struct sockaddr_storage local, early;
 	socklen_t local_len = 0, early_len = 0;
-	int have_local = 0, have_early = 0;
+	int have_local = 0, have_early = 0, gave_up = 0;
 	int64_t t0, t1;
 	enum result r;
-	int fd, err = 0;
+	int fd, err = 0, kerr;
 
 	fd = socket(ccfg.addr.ss_family,
 		    SOCK_STREAM | SOCK_CLOEXEC | (nonblock ? SOCK_NONBLOCK : 0), 0);
 	if (fd < 0) {
 		err = errno;
-		report(RES_OTHER, err, 0, NULL, 0, 0);
+		report(RES_OTHER, err, err, 0, NULL, 0, 0);
 		return;
 	}
 
@@ -384,7 +407,7 @@ static void one_connect(void)
 		if (setsockopt(fd, IPPROTO_TCP, TCP_FASTOPEN_CONNECT, &one, sizeof(one)) != 0) {
 			err = errno;
 			close(fd);
-			report(RES_OTHER, err, 0, NULL, 0, 0);
+			report(RES_OTHER, err, err, 0, NULL, 0, 0);
 			return;
 		}
 	}
@@ -453,8 +476,11 @@ static void one_connect(void)
 			t1 = mono_ns();
 			r = abort_first ? RES_ABORTED : RES_TIMEOUT;
 			err = abort_first ? 0 : ETIMEDOUT;
+			gave_up = 1;
 		}
 	}
+	/* what the kernel said, not the client's own verdict */
+	kerr = gave_up ? 0 : err;
 
 	have_local = local_name(fd, &local, &local_len);
 	if (!have_local && have_early) {
@@ -464,12 +490,15 @@ static void one_connect(void)
 	}
 	if (r == RES_OK && ccfg.hold_ms > 0) {
 		/* idle: nothing sent that could complete a delayed handshake */
-		struct timespec hold = { ccfg.hold_ms / 1000, (ccfg.hold_ms % 1000) * 1000000L };
-		while (nanosleep(&hold, &hold) != 0 && errno == EINTR)
+		struct pollfd pfd = { .fd = release_pipe[0], .events = POLLIN };
+		int64_t end = mono_ns() + ccfg.hold_ms * 1000000LL, left;
+
+		while ((left = end - mono_ns()) > 0 &&
+		       poll(&pfd, 1, (int)((left + 999999) / 1000000)) <= 0)
 			;
 	}
 	close(fd);
-	report(r, err, t1 - t0, &local, local_len, have_local);
+	report(r, err, kerr, t1 - t0, &local, local_len, have_local);
 }
 
 static void *connect_worker(void *unused)
@@ -485,10 +514,32 @@ static void *connect_worker(void *unused)
 	return NULL;
 }
 
+static void on_release(int sig)
+{
+	(void)sig;
+	/* async-signal-safe; the pipe stays readable for every thread */
+	if (write(release_pipe[1], "r", 1) < 0)
+		return;
+}
+
 static int do_connect(void)
 {
 	pthread_t *thr;
 	long i, started = 0;
+
+	if (ccfg.hold_ms > 0) {
+		struct sigaction sa;
+
+		memset(&sa, 0, sizeof(sa));
+		sa.sa_handler = on_release;
+		sa.sa_flags = SA_RESTART;
+		sigemptyset(&sa.sa_mask);
+		if (pipe2(release_pipe, O_CLOEXEC | O_NONBLOCK) != 0 ||
+		    sigaction(SIGUSR1, &sa, NULL) != 0) {
+			perror("tcpclient: release pipe");
+			return 1;
+		}
+	}
 
 	format_addr((const struct sockaddr *)&ccfg.addr, ccfg.addrlen, remote_host,
 		    sizeof(remote_host), remote_serv, sizeof(remote_serv));

@@ -563,7 +563,7 @@ be_expected_values() {
 	for p in percentile-50 percentile-90 percentile-99 percentile-99.9 average max; do
 		echo "latency $p"
 	done
-	for r in established syn_retransmitted refused timeout unreachable aborted other; do
+	for r in established syn_retransmitted refused timeout unreachable aborted other local; do
 		echo "total_connections $r"
 	done
 	for b in $(be_default_buckets); do

@@ -68,7 +68,7 @@
 
 LAT_ALL=tcpconnlat-all
 LAT_EST=$LAT_ALL/total_connections-established
-LAT_REASONS=(refused timeout unreachable aborted other)
+LAT_REASONS=(refused timeout unreachable aborted other local)
 LAT_AWK_DIR=${LAT_AWK_DIR:-$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)}
 LAT_COUNTERS=$LAT_EST
 LAT_CAP_PROC=

@@ -558,7 +558,7 @@ static int tcl_bpf_try_plan(const tcl_conf_t *conf, tcl_bpf_plan_t *plan,
 static bool tcl_bpf_sockops_possible(const tcl_conf_t *conf, char *why,
                                      size_t len)
 {
-  if (!conf->inbound)
+  if (!conf->inbound || !conf->inbound_requests)
     return false;
   if (!tcl_has_net_admin()) {
     snprintf(why, len,

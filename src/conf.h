@@ -80,6 +80,7 @@ typedef struct {
 
   /* Inbound handshakes */
   bool inbound;
+  bool inbound_requests; /* count requests (a sock_ops program): opt-in */
   uint16_t lports[TCL_MAX_PORTS];
   size_t lports_num;
   uint16_t ignore_lports[TCL_MAX_PORTS];

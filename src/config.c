@@ -24,8 +24,9 @@ static const double tcl_default_percentiles[] = {50, 90, 99, 99.9};
   "Process, Cgroup, RemotePort, IgnoreRemotePort, IncludeRemoteNetwork, "    \
   "IgnoreRemoteNetwork, OwnNetnsOnly, AttachMode, MaxInflight, BtfPath, "    \
   "CollectBpfStats, SlowThreshold, NotifyFailures, "                       \
-  "MaxNotificationsPerSecond, Inbound, InboundTimeout, LocalPort, "         \
-  "IgnoreLocalPort, Interface, InterfaceTimeout, InterfaceAttach, Verbose"
+  "MaxNotificationsPerSecond, Inbound, InboundRequests, InboundTimeout, "   \
+  "LocalPort, IgnoreLocalPort, Interface, InterfaceTimeout, "               \
+  "InterfaceAttach, Verbose"
 
 static const struct {
   const char *name;
@@ -716,6 +717,8 @@ int tcl_conf_parse(tcl_conf_t *conf, oconfig_item_t *ci)
       tcl_conf_single_whole(conf, child, 1, 1000000, &conf->max_notifications);
     else if (strcasecmp("Inbound", child->key) == 0)
       tcl_conf_boolean(conf, child, &conf->inbound);
+    else if (strcasecmp("InboundRequests", child->key) == 0)
+      tcl_conf_boolean(conf, child, &conf->inbound_requests);
     else if (strcasecmp("InboundTimeout", child->key) == 0) {
       /* Handshakes are timed from the kernel's own fields now: nothing
        * waits for them to expire. Still accepted so that old

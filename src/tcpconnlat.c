@@ -124,6 +124,9 @@ static int tcpconnlat_init(void)
   if (conf.inbound && tcl_bpf.requests)
     INFO("tcpconnlat plugin: measuring inbound handshakes; connection "
          "requests are counted by a sock_ops program on the cgroup v2 root.");
+  else if (conf.inbound && !conf.inbound_requests)
+    INFO("tcpconnlat plugin: measuring inbound handshakes (InboundRequests "
+         "false: connection requests are not counted).");
   else if (conf.inbound)
     WARNING("tcpconnlat plugin: inbound handshakes are measured, but "
             "connection requests are not counted: %s.",

@@ -252,6 +252,20 @@ if [[ "$AMBIENT" != "bpf,perfmon" ]]; then
 	fi
 fi
 
+# --- 1c. InboundRequests needs CAP_NET_ADMIN as well (a sock_ops program):
+# without it the plugin says so once and measures everything else.
+if [[ ",$AMBIENT," != *,net_admin,* ]]; then
+	start_as "$LP_UID" "$AMBIENT" "InboundRequests true"
+	grep -q "measuring TCP connect latency" "$TCL_WORK/collectd.log" ||
+		fail "InboundRequests true without CAP_NET_ADMIN: the plugin did not start"
+	grep -q "connection requests are not counted: collectd lacks CAP_NET_ADMIN" "$TCL_WORK/collectd.log" ||
+		fail "InboundRequests true without CAP_NET_ADMIN: no warning naming it: $(grep 'tcpconnlat plugin:' "$TCL_WORK/collectd.log")"
+	counts_exact 10 3
+	collectd_stop
+	wait_no_bpf_left "after the InboundRequests run"
+	pass "InboundRequests true without CAP_NET_ADMIN: one warning naming it, exact counts"
+fi
+
 # --- 2. root whose bounding set is the drop-in's (the drop-in without its
 # user lines): works too.
 start_as 0 "$AMBIENT" ""

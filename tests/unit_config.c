@@ -71,6 +71,7 @@ static void test_defaults(void)
   CHECK_NEAR(conf.percentiles[0], 50, 0);
   CHECK_NEAR(conf.percentiles[3], 99.9, 0);
   CHECK_EQ_U64(conf.buckets_num, 17);
+  CHECK(conf.inbound && !conf.inbound_requests); /* requests: opt-in */
   CHECK_EQ_U64(conf.buckets[0].lo_ns, 0);
   CHECK_EQ_U64(conf.buckets[0].hi_ns, 100000);
   CHECK_EQ_U64(conf.buckets[1].hi_ns, 250000);
@@ -109,6 +110,7 @@ static void test_good_values(void)
   num(add("MaxInflight"), 1024);
   str(add("BtfPath"), "/tmp/vmlinux.btf");
   boolean(add("Verbose"), true);
+  boolean(add("InboundRequests"), true);
   parse(&conf);
   CHECK(conf.error[0] == '\0');
   CHECK_EQ_U64(conf.percentiles_num, 2);
@@ -125,6 +127,7 @@ static void test_good_values(void)
   CHECK_EQ_U64(conf.max_inflight, 1024);
   CHECK(strcmp(conf.btf_path, "/tmp/vmlinux.btf") == 0);
   CHECK(conf.verbose);
+  CHECK(conf.inbound_requests);
 }
 
 /* One bad option: an error that names it and says what was expected. */

@@ -8,6 +8,7 @@
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
 
+#include "clock.h"
 #include "drain.h"
 
 #define TCL_DRAIN_BATCH 1024
@@ -239,13 +240,11 @@ uint64_t tcl_drain_expire_handshakes(tcl_drain_t *d, struct tcl_syn_set *sets,
                                      int fixed_fd, uint64_t timeout_ns,
                                      bool by_port)
 {
-  struct timespec ts;
   uint64_t now, expired = 0;
 
   if (sets == NULL)
     return 0;
-  clock_gettime(CLOCK_MONOTONIC, &ts); /* bpf_ktime_get_ns()'s clock */
-  now = (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec;
+  now = tcl_monotonic_ns();
   for (uint32_t i = 0; i < nsets; i++) {
     for (int j = 0; j < TCL_SYN_WAYS; j++) {
       struct tcl_syn_way *w = &sets[i].way[j];

@@ -14,6 +14,7 @@
 #include "plugin.h"
 #include "utils/common/common.h"
 
+#include "clock.h"
 #include "dispatch.h"
 #include "drain.h"
 #include "histogram.h"
@@ -604,14 +605,11 @@ static int tcl_iface_scan_iterate(__u64 now_ns, __u64 timeout_ns)
 static int tcl_iface_scan_flows(__u64 timeout_ns)
 {
   int fd = bpf_map__fd(tcl_iface.skel->maps.tcl_iface_flows);
-  __u64 in_token = 0, out_token = 0, now_ns;
-  struct timespec ts;
+  __u64 in_token = 0, out_token = 0, now_ns = tcl_monotonic_ns();
   bool first = true;
 
   for (size_t s = 0; s < TCL_IFACE_NSERIES; s++)
     tcl_iface.user[s].pending = 0;
-  clock_gettime(CLOCK_MONOTONIC, &ts); /* bpf_ktime_get_ns()'s clock */
-  now_ns = (__u64)ts.tv_sec * 1000000000ULL + (__u64)ts.tv_nsec;
 
   while (!tcl_iface.flows_no_batch) {
     __u32 count = TCL_IFACE_BATCH;
@@ -724,7 +722,7 @@ int tcl_iface_read(double interval_s, const tcl_conf_t *conf)
   if (err == 0)
     err = tcl_iface_read_counters(before);
   if (err == 0)
-    err = tcl_iface_scan_flows((__u64)conf->interface_timeout * 1000000000ULL);
+    err = tcl_iface_scan_flows((__u64)conf->interface_timeout * TCL_NS_PER_SEC);
   if (err == 0)
     err = tcl_iface_read_counters(after);
   if (err != 0) {

@@ -6,6 +6,20 @@
 #include <stdio.h>
 #include <string.h>
 
+static const char *const tcl_reason_names[TCL_NREASONS] = {
+    [TCL_REASON_REFUSED] = "refused",
+    [TCL_REASON_TIMEOUT] = "timeout",
+    [TCL_REASON_UNREACHABLE] = "unreachable",
+    [TCL_REASON_ABORTED] = "aborted",
+    [TCL_REASON_OTHER] = "other",
+};
+
+const char *tcl_reason_name(uint32_t reason)
+{
+  return reason < TCL_NREASONS ? tcl_reason_names[reason]
+                               : tcl_reason_names[TCL_REASON_OTHER];
+}
+
 static bool tcl_safe_byte(unsigned char c)
 {
   return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||

@@ -35,7 +35,13 @@ typedef struct {
 
 /* Escapes len bytes of in; returns the length written (out is NUL-ended,
  * truncated at an escape boundary when outlen is short). */
+#define TCL_ESCAPED_SIZE(len) (3 * (len) + 1) /* room for any len bytes */
 size_t tcl_escape_value(const char *in, size_t len, char *out, size_t outlen);
+
+/* The name of an enum tcl_reason ("refused", ...): the type instance of the
+ * failure totals and the reason of a failure notification. "other" for a
+ * value out of range. */
+const char *tcl_reason_name(uint32_t reason);
 
 /* The plugin instance of a label set under `by`. Returns its length. */
 size_t tcl_labels_instance(const struct tcl_labels *l, uint32_t by,

@@ -3,7 +3,7 @@
  *
  *   tcpclient listen  -a ADDR -p PORT [-b BACKLOG]
  *   tcpclient connect -a ADDR -p PORT -n COUNT [-c CONCURRENCY] [-t TIMEOUT_MS]
- *                     [--abort-after-ms MS] [--hold-ms MS] [-q]
+ *                     [--abort-after-ms MS] [--hold-ms MS] [--comm NAME] [-q]
  *
  * listen:  binds ADDR:PORT (IPv4 or IPv6 by the syntax of ADDR; SO_REUSEADDR;
  *          IPV6_V6ONLY for IPv6), accepts and closes connections in a thread,
@@ -21,6 +21,9 @@
  *          non-blocking; the time runs until the socket polls writable and
  *          SO_ERROR has been read (or until the own timeout / abort point).
  *          -q suppresses the per-connect lines (summary only).
+ *          --comm NAME renames the process (prctl PR_SET_NAME, the kernel
+ *          keeps 15 bytes) before the first connect, whatever bytes NAME
+ *          holds: the tests use it for hostile process names.
  *
  * Exit status: 0 when it ran (whatever the results), 1 on a setup error
  * (listen: bind/listen failed), 2 on usage errors.
@@ -41,6 +44,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -83,7 +87,7 @@ static void usage(FILE *f)
 		"usage: tcpclient listen  -a ADDR -p PORT [-b BACKLOG]\n"
 		"       tcpclient connect -a ADDR -p PORT -n COUNT [-c CONCURRENCY]\n"
 		"                         [-t TIMEOUT_MS] [--abort-after-ms MS]\n"
-		"                         [--hold-ms MS] [-q]\n");
+		"                         [--hold-ms MS] [--comm NAME] [-q]\n");
 }
 
 static int64_t mono_ns(void)
@@ -478,14 +482,15 @@ static int do_connect(void)
 
 int main(int argc, char **argv)
 {
-	enum { OPT_ABORT = 1000, OPT_HOLD, OPT_HELP };
+	enum { OPT_ABORT = 1000, OPT_HOLD, OPT_COMM, OPT_HELP };
 	static const struct option longopts[] = {
 		{ "abort-after-ms", required_argument, NULL, OPT_ABORT },
 		{ "hold-ms", required_argument, NULL, OPT_HOLD },
+		{ "comm", required_argument, NULL, OPT_COMM },
 		{ "help", no_argument, NULL, OPT_HELP },
 		{ NULL, 0, NULL, 0 },
 	};
-	const char *mode, *addr = NULL, *port = NULL;
+	const char *mode, *addr = NULL, *port = NULL, *comm = NULL;
 	long backlog = SOMAXCONN, v;
 	int listen_mode, opt;
 
@@ -551,6 +556,11 @@ int main(int argc, char **argv)
 			if (listen_mode || parse_long(optarg, 0, 86400000L, &ccfg.hold_ms) != 0)
 				goto bad;
 			break;
+		case OPT_COMM:
+			if (listen_mode || optarg[0] == '\0')
+				goto bad;
+			comm = optarg;
+			break;
 		case 'q':
 			if (listen_mode)
 				goto bad;
@@ -576,6 +586,11 @@ int main(int argc, char **argv)
 		return 2;
 	if (sockaddr_port(&ccfg.addr) == 0)
 		goto bad;
+	/* before the threads start: they inherit the name */
+	if (comm != NULL && prctl(PR_SET_NAME, comm, 0, 0, 0) != 0) {
+		perror("tcpclient: prctl(PR_SET_NAME)");
+		return 1;
+	}
 	return do_connect();
 
 bad:

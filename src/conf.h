@@ -7,9 +7,11 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <linux/types.h>
 #include <net/if.h>
 
 #include "histogram.h"
+#include "iface_shared.h" /* bpf/ */
 
 typedef enum {
   TCL_ATTACH_AUTO = 0,
@@ -22,13 +24,10 @@ typedef enum {
 #define TCL_MAX_PERCENTILES 32
 #define TCL_MAX_BUCKETS 64
 #define TCL_DEFAULT_MAX_SERIES 256
-#define TCL_MAX_MAX_SERIES 100000
 #define TCL_DEFAULT_SERIES_TIMEOUT 10
-#define TCL_MAX_SET 64         /* Pid, Uid, Process entries */
-#define TCL_MAX_PORTS 128      /* RemotePort + IgnoreRemotePort */
-#define TCL_MAX_CIDRS 256
+/* The limits of the filters, ports, networks, series and interfaces are
+ * the sizes of their kernel tables: bpf/tcpconnlat.h, bpf/iface_shared.h. */
 #define TCL_NETWORK_NAME_LEN 64
-#define TCL_MAX_INTERFACES 16 /* TCL_IFACE_MAX in bpf/iface_shared.h */
 #define TCL_DEFAULT_INTERFACE_TIMEOUT 60 /* seconds */
 #define TCL_DEFAULT_MAX_NOTIFICATIONS 100
 #define TCL_DEFAULT_INBOUND_TIMEOUT 75 /* s: past the SYN-ACK retries */
@@ -106,7 +105,7 @@ typedef struct {
 
   /* Passive mode on an interface: Interface NAME (repeatable),
    * InterfaceTimeout SECONDS */
-  char interfaces[TCL_MAX_INTERFACES][IFNAMSIZ];
+  char interfaces[TCL_IFACE_MAX][IFNAMSIZ];
   size_t interfaces_num;
   uint32_t interface_timeout; /* seconds */
 

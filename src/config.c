@@ -4,6 +4,7 @@
 #include "plugin.h"
 #include "utils/common/common.h"
 
+#include "clock.h"
 #include "conf.h"
 
 #include <arpa/inet.h>
@@ -60,7 +61,7 @@ static int tcl_conf_network_index(tcl_conf_t *conf, const char *name);
 
 static uint64_t tcl_seconds_to_ns(double seconds)
 {
-  return (uint64_t)llround(seconds * 1e9);
+  return (uint64_t)llround(seconds * (double)TCL_NS_PER_SEC);
 }
 
 void tcl_conf_init(tcl_conf_t *conf)
@@ -77,7 +78,7 @@ void tcl_conf_init(tcl_conf_t *conf)
   conf->series_timeout = TCL_DEFAULT_SERIES_TIMEOUT;
   conf->max_notifications = TCL_DEFAULT_MAX_NOTIFICATIONS;
   conf->inbound = true;
-  conf->inbound_timeout_ns = TCL_DEFAULT_INBOUND_TIMEOUT * 1000000000ULL;
+  conf->inbound_timeout_ns = TCL_DEFAULT_INBOUND_TIMEOUT * TCL_NS_PER_SEC;
   conf->interface_timeout = TCL_DEFAULT_INTERFACE_TIMEOUT;
 }
 
@@ -545,20 +546,66 @@ static void tcl_conf_cgroup(tcl_conf_t *conf, const oconfig_item_t *ci)
   sstrncpy(conf->cgroups[conf->cgroups_num++], path, sizeof(conf->cgroups[0]));
 }
 
+static bool tcl_port_listed(const uint16_t *ports, size_t num, uint16_t port)
+{
+  for (size_t i = 0; i < num; i++)
+    if (ports[i] == port)
+      return true;
+  return false;
+}
+
+/* A port list (RemotePort...) and its counterpart (IgnoreRemotePort...),
+ * which fills the same kernel table: a port in both takes one entry. */
+typedef struct {
+  const char *key;
+  uint16_t *ports;
+  size_t *num;
+} tcl_port_list_t;
+
 static void tcl_conf_ports(tcl_conf_t *conf, const oconfig_item_t *ci,
-                           uint16_t *ports, size_t *num)
+                           tcl_port_list_t own, tcl_port_list_t other)
 {
   for (int i = 0; i < ci->values_num || i == 0; i++) {
     uint32_t port;
+    size_t distinct = *own.num;
+
     if (tcl_conf_whole(conf, ci, i, 1, 65535, &port) != 0)
       return;
-    if (*num >= TCL_MAX_PORTS) {
-      tcl_conf_error(conf, "%s: at most %d ports can be given.", ci->key,
-                     TCL_MAX_PORTS);
+    if (tcl_port_listed(own.ports, *own.num, (uint16_t)port))
+      continue; /* listed twice: once is enough */
+    for (size_t j = 0; j < *other.num; j++)
+      if (!tcl_port_listed(own.ports, *own.num, other.ports[j]))
+        distinct++;
+    if (!tcl_port_listed(other.ports, *other.num, (uint16_t)port) &&
+        distinct >= TCL_MAX_PORTS) {
+      tcl_conf_error(conf,
+                     "%s: at most %d distinct ports can be given in %s and "
+                     "%s together (one kernel table holds both); port %u "
+                     "would be one more.",
+                     ci->key, TCL_MAX_PORTS, own.key, other.key, port);
       return;
     }
-    ports[(*num)++] = (uint16_t)port;
+    own.ports[(*own.num)++] = (uint16_t)port;
   }
+}
+
+static void tcl_conf_port_key(tcl_conf_t *conf, const oconfig_item_t *ci)
+{
+  tcl_port_list_t rports = {"RemotePort", conf->rports, &conf->rports_num};
+  tcl_port_list_t ignore_rports = {"IgnoreRemotePort", conf->ignore_rports,
+                                   &conf->ignore_rports_num};
+  tcl_port_list_t lports = {"LocalPort", conf->lports, &conf->lports_num};
+  tcl_port_list_t ignore_lports = {"IgnoreLocalPort", conf->ignore_lports,
+                                   &conf->ignore_lports_num};
+
+  if (strcasecmp("RemotePort", ci->key) == 0)
+    tcl_conf_ports(conf, ci, rports, ignore_rports);
+  else if (strcasecmp("IgnoreRemotePort", ci->key) == 0)
+    tcl_conf_ports(conf, ci, ignore_rports, rports);
+  else if (strcasecmp("LocalPort", ci->key) == 0)
+    tcl_conf_ports(conf, ci, lports, ignore_lports);
+  else
+    tcl_conf_ports(conf, ci, ignore_lports, lports);
 }
 
 static void tcl_conf_btf_path(tcl_conf_t *conf, const oconfig_item_t *ci)
@@ -602,9 +649,9 @@ static void tcl_conf_interface(tcl_conf_t *conf, const oconfig_item_t *ci)
         tcl_conf_error(conf, "%s: \"%s\" is named twice.", ci->key, name);
         return;
       }
-    if (conf->interfaces_num >= TCL_MAX_INTERFACES) {
+    if (conf->interfaces_num >= TCL_IFACE_MAX) {
       tcl_conf_error(conf, "%s: at most %d interfaces can be named.", ci->key,
-                     TCL_MAX_INTERFACES);
+                     TCL_IFACE_MAX);
       return;
     }
     sstrncpy(conf->interfaces[conf->interfaces_num++], name, IFNAMSIZ);
@@ -656,11 +703,11 @@ int tcl_conf_parse(tcl_conf_t *conf, oconfig_item_t *ci)
       tcl_conf_process(conf, child);
     else if (strcasecmp("Cgroup", child->key) == 0)
       tcl_conf_cgroup(conf, child);
-    else if (strcasecmp("RemotePort", child->key) == 0)
-      tcl_conf_ports(conf, child, conf->rports, &conf->rports_num);
-    else if (strcasecmp("IgnoreRemotePort", child->key) == 0)
-      tcl_conf_ports(conf, child, conf->ignore_rports,
-                     &conf->ignore_rports_num);
+    else if (strcasecmp("RemotePort", child->key) == 0 ||
+             strcasecmp("IgnoreRemotePort", child->key) == 0 ||
+             strcasecmp("LocalPort", child->key) == 0 ||
+             strcasecmp("IgnoreLocalPort", child->key) == 0)
+      tcl_conf_port_key(conf, child);
     else if (strcasecmp("BtfPath", child->key) == 0)
       tcl_conf_btf_path(conf, child);
     else if (strcasecmp("Verbose", child->key) == 0)
@@ -676,12 +723,8 @@ int tcl_conf_parse(tcl_conf_t *conf, oconfig_item_t *ci)
     else if (strcasecmp("InboundTimeout", child->key) == 0) {
       uint32_t t = TCL_DEFAULT_INBOUND_TIMEOUT;
       tcl_conf_single_whole(conf, child, 1, 86400, &t);
-      conf->inbound_timeout_ns = (uint64_t)t * 1000000000ULL;
-    } else if (strcasecmp("LocalPort", child->key) == 0)
-      tcl_conf_ports(conf, child, conf->lports, &conf->lports_num);
-    else if (strcasecmp("IgnoreLocalPort", child->key) == 0)
-      tcl_conf_ports(conf, child, conf->ignore_lports, &conf->ignore_lports_num);
-    else if (strcasecmp("CollectBpfStats", child->key) == 0)
+      conf->inbound_timeout_ns = (uint64_t)t * TCL_NS_PER_SEC;
+    } else if (strcasecmp("CollectBpfStats", child->key) == 0)
       tcl_conf_boolean(conf, child, &conf->collect_bpf_stats);
     else if (strcasecmp("OwnNetnsOnly", child->key) == 0)
       tcl_conf_boolean(conf, child, &conf->own_netns_only);

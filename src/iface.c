@@ -205,7 +205,7 @@ static void tcl_iface_detach_one(tcl_iface_t *ifc, int side)
     if (err != -ENOENT && err != -ENODEV && err != -EINVAL)
       WARNING("tcpconnlat plugin: Interface \"%s\": could not look up the "
               "%s filter before removing it: %s",
-              ifc->name, side ? "egress" : "ingress", strerror(-err));
+              ifc->name, side ? "egress" : "ingress", STRERROR(-err));
     return; /* gone already, with the interface or by hand */
   }
   if (opts.prog_id != ifc->prog_id[side]) {
@@ -224,7 +224,7 @@ static void tcl_iface_detach_one(tcl_iface_t *ifc, int side)
     WARNING("tcpconnlat plugin: Interface \"%s\": could not remove the %s "
             "filter (priority %d, handle 0x%x): %s",
             ifc->name, side ? "egress" : "ingress", TCL_IFACE_TC_PRIORITY,
-            TCL_IFACE_TC_HANDLE, strerror(-err));
+            TCL_IFACE_TC_HANDLE, STRERROR(-err));
 }
 
 /* The clsact qdisc, if we created it and nobody else uses it now. */
@@ -248,7 +248,7 @@ static void tcl_iface_remove_qdisc(tcl_iface_t *ifc)
     WARNING("tcpconnlat plugin: Interface \"%s\": the clsact qdisc the "
             "plugin created is left in place, its filters could not be "
             "listed: %s",
-            ifc->name, strerror(err));
+            ifc->name, STRERROR(err));
     return;
   }
   if (in + out > 0) {
@@ -263,7 +263,7 @@ static void tcl_iface_remove_qdisc(tcl_iface_t *ifc)
   if (err != 0 && err != -ENOENT && err != -ENODEV && err != -EINVAL)
     WARNING("tcpconnlat plugin: Interface \"%s\": could not remove the "
             "clsact qdisc the plugin created: %s",
-            ifc->name, strerror(-err));
+            ifc->name, STRERROR(-err));
 }
 
 static void tcl_iface_detach_all(void)
@@ -297,19 +297,19 @@ static void tcl_iface_explain_attach(const tcl_iface_t *ifc, int side, int err,
              "Interface \"%s\": the kernel did not permit attaching a TC "
              "filter (%s): collectd needs CAP_NET_ADMIN and CAP_BPF (or "
              "root)",
-             ifc->name, strerror(err));
+             ifc->name, STRERROR(err));
   else if (err == EINVAL)
     snprintf(errbuf, errlen,
              "Interface \"%s\": the kernel refused the TC filter on its %s "
              "(%s): another kind of filter may already use priority %d "
              "there (see \"tc filter show dev %s %s\")",
-             ifc->name, where, strerror(err), TCL_IFACE_TC_PRIORITY,
+             ifc->name, where, STRERROR(err), TCL_IFACE_TC_PRIORITY,
              ifc->name, where);
   else
     snprintf(errbuf, errlen,
              "Interface \"%s\": the TC filter could not be attached to its "
              "%s: %s",
-             ifc->name, where, strerror(err));
+             ifc->name, where, STRERROR(err));
 }
 
 static int tcl_iface_attach(tcl_iface_t *ifc, char *errbuf, size_t errlen)
@@ -333,7 +333,7 @@ static int tcl_iface_attach(tcl_iface_t *ifc, char *errbuf, size_t errlen)
   } else if (err != -EEXIST) {
     snprintf(errbuf, errlen,
              "Interface \"%s\": the clsact qdisc could not be created: %s%s",
-             ifc->name, strerror(-err),
+             ifc->name, STRERROR(-err),
              err == -EPERM ? " (collectd needs CAP_NET_ADMIN)" : "");
     return -err;
   }
@@ -391,14 +391,14 @@ static int tcl_iface_resolve(const char *const *names, size_t n, char *errbuf,
       snprintf(errbuf, errlen,
                "Interface \"%s\": no such network interface in collectd's "
                "network namespace (%s)",
-               ifc->name, strerror(err));
+               ifc->name, STRERROR(err));
       return err ? err : ENODEV;
     }
     err = tcl_iface_link_type(ifc->name, &type);
     if (err != 0) {
       snprintf(errbuf, errlen,
                "Interface \"%s\": its link type could not be read: %s",
-               ifc->name, strerror(err));
+               ifc->name, STRERROR(err));
       return err;
     }
     err = tcl_iface_framing(type, &ifc->ethernet);
@@ -429,7 +429,7 @@ static int tcl_iface_load(char *errbuf, size_t errlen)
     snprintf(errbuf, errlen,
              "the interface programs could not be prepared for this kernel: "
              "%s",
-             strerror(err));
+             STRERROR(err));
     return err;
   }
   tcl_iface.skel = skel;
@@ -448,12 +448,12 @@ static int tcl_iface_load(char *errbuf, size_t errlen)
                "the kernel did not permit loading the interface (TC) "
                "programs (%s): collectd needs CAP_BPF and CAP_NET_ADMIN (or "
                "root)",
-               strerror(err));
+               STRERROR(err));
     else
       snprintf(errbuf, errlen,
                "the kernel rejected the interface (TC) programs (%s); set "
                "\"Verbose true\" to log the verifier's reasons",
-               strerror(err));
+               STRERROR(err));
     return err;
   }
   return 0;
@@ -519,7 +519,7 @@ int tcl_iface_start(const char *const *names, size_t n, char *errbuf,
                           -1, &tcl_iface.prev);
     if (err != 0)
       snprintf(errbuf, errlen, "reading the interface stats map failed: %s",
-               strerror(err));
+               STRERROR(err));
   }
   if (err != 0) {
     tcl_iface_stop();
@@ -727,7 +727,7 @@ int tcl_iface_read(double interval_s, const tcl_conf_t *conf)
     err = tcl_iface_read_counters(after);
   if (err != 0) {
     ERROR("tcpconnlat plugin: reading the interface maps failed: %s",
-          strerror(err));
+          STRERROR(err));
     return -1;
   }
 

@@ -101,6 +101,7 @@ enum tcl_by {
  * IgnoreLocalPort. */
 #define TCL_MAX_PORTS 128
 #define TCL_MAX_MAX_SERIES 100000 /* MaxSeries: label series */
+#define TCL_COMM_LEN 16 /* a process name with its NUL (TASK_COMM_LEN) */
 
 /*
  * Who connected where, gathered at CLOSE->SYN_SENT: the task is only known

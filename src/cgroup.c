@@ -20,6 +20,8 @@
 /* The inode of /proc/self/ns/cgroup in the initial cgroup namespace
  * (PROC_CGROUP_INIT_INO, include/linux/proc_ns.h). */
 #define TCL_CGROUP_INIT_NS_INO 0xEFFFFFFBU
+/* Directories nftw keeps open while it scans the hierarchy. */
+#define TCL_CGROUP_SCAN_FDS 16
 /* Deeper than any hierarchy systemd, container engines or people make. */
 #define TCL_CGROUP_MAX_LEVEL 255
 
@@ -276,7 +278,7 @@ static void tcl_cgroup_scan(void)
   if (root == NULL)
     return;
   tcl_root_len = strlen(root);
-  nftw(root, tcl_cgroup_visit, 16, FTW_PHYS | FTW_MOUNT);
+  nftw(root, tcl_cgroup_visit, TCL_CGROUP_SCAN_FDS, FTW_PHYS | FTW_MOUNT);
 }
 
 const char *tcl_cgroup_path(uint64_t id)

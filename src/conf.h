@@ -28,6 +28,14 @@ typedef enum {
 /* The limits of the filters, ports, networks, series and interfaces are
  * the sizes of their kernel tables: bpf/tcpconnlat.h, bpf/iface_shared.h. */
 #define TCL_NETWORK_NAME_LEN 64
+/* Bounds of options that take one number. */
+#define TCL_MAX_SERIES_TIMEOUT 1000000    /* intervals */
+#define TCL_MAX_MAX_NOTIFICATIONS 1000000 /* per second */
+#define TCL_MAX_INBOUND_TIMEOUT 86400     /* seconds */
+#define TCL_MAX_INTERFACE_TIMEOUT 3600    /* seconds */
+#define TCL_PID_MAX 4194304               /* PID_MAX_LIMIT, 64-bit kernels */
+#define TCL_UID_MAX 4294967294.0          /* (uid_t)-1 is nobody's */
+#define TCL_PORT_MAX 65535
 #define TCL_DEFAULT_INTERFACE_TIMEOUT 60 /* seconds */
 #define TCL_DEFAULT_MAX_NOTIFICATIONS 100
 #define TCL_DEFAULT_INBOUND_TIMEOUT 75 /* s: past the SYN-ACK retries */
@@ -83,7 +91,7 @@ typedef struct {
   size_t pids_num;
   uint32_t uids[TCL_MAX_SET];
   size_t uids_num;
-  char comms[TCL_MAX_SET][16];
+  char comms[TCL_MAX_SET][TCL_COMM_LEN];
   size_t comms_num;
   char cgroups[TCL_MAX_CGROUP_FILTERS][1024];
   size_t cgroups_num;

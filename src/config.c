@@ -455,7 +455,7 @@ static void tcl_conf_pid(tcl_conf_t *conf, const oconfig_item_t *ci)
 {
   for (int i = 0; i < ci->values_num || i == 0; i++) {
     uint32_t pid;
-    if (tcl_conf_whole(conf, ci, i, 1, 4194304, &pid) != 0)
+    if (tcl_conf_whole(conf, ci, i, 1, TCL_PID_MAX, &pid) != 0)
       return;
     if (conf->pids_num >= TCL_MAX_SET) {
       tcl_conf_error(conf, "%s: at most %d can be given.", ci->key, TCL_MAX_SET);
@@ -480,7 +480,7 @@ static void tcl_conf_uid(tcl_conf_t *conf, const oconfig_item_t *ci)
         return;
       }
       uid = (uint32_t)pw->pw_uid;
-    } else if (tcl_conf_whole(conf, ci, i, 0, 4294967294.0, &uid) != 0) {
+    } else if (tcl_conf_whole(conf, ci, i, 0, TCL_UID_MAX, &uid) != 0) {
       return;
     }
     if (conf->uids_num >= TCL_MAX_SET) {
@@ -508,7 +508,7 @@ static void tcl_conf_process(tcl_conf_t *conf, const oconfig_item_t *ci)
       return;
     }
     comm = ci->values[i].value.string;
-    if (comm[0] == '\0' || strlen(comm) > 15) {
+    if (comm[0] == '\0' || strlen(comm) > TCL_COMM_LEN - 1) {
       tcl_conf_error(conf, "%s: expected %s, got \"%s\".", ci->key, expected,
                      comm);
       return;
@@ -517,7 +517,7 @@ static void tcl_conf_process(tcl_conf_t *conf, const oconfig_item_t *ci)
       tcl_conf_error(conf, "%s: at most %d can be given.", ci->key, TCL_MAX_SET);
       return;
     }
-    memset(conf->comms[conf->comms_num], 0, 16);
+    memset(conf->comms[conf->comms_num], 0, TCL_COMM_LEN);
     memcpy(conf->comms[conf->comms_num++], comm, strlen(comm));
   }
 }
@@ -569,7 +569,7 @@ static void tcl_conf_ports(tcl_conf_t *conf, const oconfig_item_t *ci,
     uint32_t port;
     size_t distinct = *own.num;
 
-    if (tcl_conf_whole(conf, ci, i, 1, 65535, &port) != 0)
+    if (tcl_conf_whole(conf, ci, i, 1, TCL_PORT_MAX, &port) != 0)
       return;
     if (tcl_port_listed(own.ports, *own.num, (uint16_t)port))
       continue; /* listed twice: once is enough */
@@ -688,7 +688,8 @@ int tcl_conf_parse(tcl_conf_t *conf, oconfig_item_t *ci)
       tcl_conf_single_whole(conf, child, 1, TCL_MAX_MAX_SERIES,
                             &conf->max_series);
     else if (strcasecmp("SeriesTimeout", child->key) == 0)
-      tcl_conf_single_whole(conf, child, 1, 1000000, &conf->series_timeout);
+      tcl_conf_single_whole(conf, child, 1, TCL_MAX_SERIES_TIMEOUT,
+                            &conf->series_timeout);
     else if (strcasecmp("RemoteNetwork", child->key) == 0)
       tcl_conf_remote_network(conf, child);
     else if (strcasecmp("IncludeRemoteNetwork", child->key) == 0)
@@ -717,12 +718,13 @@ int tcl_conf_parse(tcl_conf_t *conf, oconfig_item_t *ci)
     else if (strcasecmp("NotifyFailures", child->key) == 0)
       tcl_conf_boolean(conf, child, &conf->notify_failures);
     else if (strcasecmp("MaxNotificationsPerSecond", child->key) == 0)
-      tcl_conf_single_whole(conf, child, 1, 1000000, &conf->max_notifications);
+      tcl_conf_single_whole(conf, child, 1, TCL_MAX_MAX_NOTIFICATIONS,
+                            &conf->max_notifications);
     else if (strcasecmp("Inbound", child->key) == 0)
       tcl_conf_boolean(conf, child, &conf->inbound);
     else if (strcasecmp("InboundTimeout", child->key) == 0) {
       uint32_t t = TCL_DEFAULT_INBOUND_TIMEOUT;
-      tcl_conf_single_whole(conf, child, 1, 86400, &t);
+      tcl_conf_single_whole(conf, child, 1, TCL_MAX_INBOUND_TIMEOUT, &t);
       conf->inbound_timeout_ns = (uint64_t)t * TCL_NS_PER_SEC;
     } else if (strcasecmp("CollectBpfStats", child->key) == 0)
       tcl_conf_boolean(conf, child, &conf->collect_bpf_stats);
@@ -731,7 +733,8 @@ int tcl_conf_parse(tcl_conf_t *conf, oconfig_item_t *ci)
     else if (strcasecmp("Interface", child->key) == 0)
       tcl_conf_interface(conf, child);
     else if (strcasecmp("InterfaceTimeout", child->key) == 0)
-      tcl_conf_single_whole(conf, child, 1, 3600, &conf->interface_timeout);
+      tcl_conf_single_whole(conf, child, 1, TCL_MAX_INTERFACE_TIMEOUT,
+                            &conf->interface_timeout);
     else
       tcl_conf_error(conf,
                      "unknown option \"%s\" in <Plugin tcpconnlat>; "

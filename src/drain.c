@@ -12,6 +12,9 @@
 #include "drain.h"
 
 #define TCL_DRAIN_BATCH 1024
+/* The kernel's own ENOTSUPP (include/linux/errno.h), which reaches user
+ * space from BPF map operations a kernel lacks; libc has no name for it. */
+#define TCL_ENOTSUPP 524
 
 /* Per-CPU values are laid out at 8-byte strides. */
 #define TCL_PERCPU_STRIDE(size) (((size) + 7) & ~(size_t)7)
@@ -131,8 +134,8 @@ static int tcl_drain_batches(tcl_drain_t *d, int fd, size_t key_size,
     int saved = errno;
 
     if (err != 0 && saved != ENOENT) {
-      /* 524: ENOTSUPP, the kernel's own */
-      if (first && (saved == EINVAL || saved == ENOTSUP || saved == 524))
+      if (first &&
+          (saved == EINVAL || saved == ENOTSUP || saved == TCL_ENOTSUPP))
         return -1;
       return saved;
     }

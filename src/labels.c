@@ -59,12 +59,15 @@ size_t tcl_escape_value(const char *in, size_t len, char *out, size_t outlen)
   return o;
 }
 
+#define TCL_FNV_OFFSET_BASIS 2166136261u
+#define TCL_FNV_PRIME 16777619u
+
 /* 32-bit FNV-1a, continued from h */
 static uint32_t tcl_hash(uint32_t h, const char *s, size_t len)
 {
   for (size_t i = 0; i < len; i++) {
     h ^= (unsigned char)s[i];
-    h *= 16777619u;
+    h *= TCL_FNV_PRIME;
   }
   return h;
 }
@@ -105,16 +108,25 @@ static void tcl_pair(tcl_strbuf_t *b, const char *key, const char *value,
   }
 }
 
+/* The IPv4 address inside an IPv4-mapped IPv6 one (::ffff:a.b.c.d). */
+#define TCL_V4_MAPPED_OFFSET 12
+
+void tcl_address_format(const uint8_t addr[16], uint8_t family, char *out,
+                        size_t outlen)
+{
+  if (family == 4)
+    inet_ntop(AF_INET, addr + TCL_V4_MAPPED_OFFSET, out, (socklen_t)outlen);
+  else
+    inet_ntop(AF_INET6, addr, out, (socklen_t)outlen);
+}
+
 /* An address as text, with "-" for "." and ":" (never escaped). */
 static void tcl_address_text(const uint8_t raddr[16], uint8_t family,
                              char *out, size_t outlen)
 {
   char text[INET6_ADDRSTRLEN];
 
-  if (family == 4)
-    inet_ntop(AF_INET, raddr + 12, text, sizeof(text));
-  else
-    inet_ntop(AF_INET6, raddr, text, sizeof(text));
+  tcl_address_format(raddr, family, text, sizeof(text));
   for (char *p = text; *p; p++)
     if (*p == '.' || *p == ':')
       *p = '-';
@@ -171,7 +183,7 @@ size_t tcl_labels_instance(const struct tcl_labels *l, uint32_t by,
 {
   char full[2048], value[256];
   tcl_strbuf_t b = {
-      .buf = full, .len = 0, .cap = sizeof(full), .hash = 2166136261u};
+      .buf = full, .len = 0, .cap = sizeof(full), .hash = TCL_FNV_OFFSET_BASIS};
   size_t comm_len;
 
   full[0] = '\0';

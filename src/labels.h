@@ -38,6 +38,11 @@ typedef struct {
 #define TCL_ESCAPED_SIZE(len) (3 * (len) + 1) /* room for any len bytes */
 size_t tcl_escape_value(const char *in, size_t len, char *out, size_t outlen);
 
+/* An address of the shared header's form (IPv6, IPv4 mapped) as text, the
+ * IPv4 ones dotted: out needs INET6_ADDRSTRLEN bytes. */
+void tcl_address_format(const uint8_t addr[16], uint8_t family, char *out,
+                        size_t outlen);
+
 /* The name of an enum tcl_reason ("refused", ...): the type instance of the
  * failure totals and the reason of a failure notification. "other" for a
  * value out of range. */

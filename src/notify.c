@@ -26,15 +26,6 @@ static uint64_t tcl_limit;
 static pthread_mutex_t tcl_totals_lock = PTHREAD_MUTEX_INITIALIZER;
 static uint64_t tcl_sent, tcl_dropped;
 
-static void tcl_format_address(const uint8_t addr[16], uint8_t family,
-                               char *out, size_t len)
-{
-  if (family == 4)
-    inet_ntop(AF_INET, addr + 12, out, (socklen_t)len);
-  else
-    inet_ntop(AF_INET6, addr, out, (socklen_t)len);
-}
-
 static void tcl_count(uint64_t sent, uint64_t dropped)
 {
   pthread_mutex_lock(&tcl_totals_lock);
@@ -81,8 +72,8 @@ static void tcl_notify_event(const struct tcl_event *e)
 
   tcl_escape_value(e->comm, strnlen(e->comm, sizeof(e->comm)), comm,
                    sizeof(comm));
-  tcl_format_address(e->saddr, e->family, src, sizeof(src));
-  tcl_format_address(e->daddr, e->family, dst, sizeof(dst));
+  tcl_address_format(e->saddr, e->family, src, sizeof(src));
+  tcl_address_format(e->daddr, e->family, dst, sizeof(dst));
   gmtime_r(&secs, &tm);
   strftime(when_text, sizeof(when_text), "%Y-%m-%dT%H:%M:%S", &tm);
 

@@ -134,46 +134,39 @@ static void tcl_address_text(const uint8_t raddr[16], uint8_t family,
 }
 
 /*
- * Where an encoding may be cut before "_hash-...": the end of the last whole
- * value token at or before max, found by reading it as a reader would (keys
- * up to "-", then value tokens: a character, "__" or "_XX", until a "_" that
- * starts the next key). Never inside a key, an escape, or just after the
- * "_" that separates two labels.
+ * Where an encoding may be cut before "_hash-...": after the last whole
+ * label (KEY-VALUE) that ends at or before max, found by reading it as a
+ * reader would (a key up to "-", then value tokens: a character, "__" or
+ * "_XX", until a "_" that starts the next key). Never inside a value: a cut
+ * cgroup path would read back as another, shorter path. 0 when not even
+ * the first label fits.
  */
-static size_t tcl_token_boundary(const char *s, size_t max)
+static size_t tcl_label_boundary(const char *s, size_t max)
 {
   size_t i = 0, last = 0;
   bool in_key = true;
 
   while (s[i] != '\0') {
-    size_t n = 1;
-
     if (in_key) {
-      if (s[i] == '-') {
+      if (s[i] == '-')
         in_key = false;
-        if (i + 1 <= max)
-          last = i + 1; /* an empty value is still a whole label */
-      }
       i++;
-      continue;
+    } else if (s[i] != '_') {
+      i++;
+    } else if (s[i + 1] == '_') {
+      i += 2;
+    } else if ((s[i + 1] >= '0' && s[i + 1] <= '9') ||
+               (s[i + 1] >= 'A' && s[i + 1] <= 'F')) {
+      i += 3;
+    } else {
+      if (i <= max)
+        last = i; /* a label ends before the separator */
+      in_key = true;
+      i++;
     }
-    if (s[i] == '_') {
-      if (s[i + 1] == '_')
-        n = 2;
-      else if ((s[i + 1] >= '0' && s[i + 1] <= '9') ||
-               (s[i + 1] >= 'A' && s[i + 1] <= 'F'))
-        n = 3;
-      else {
-        in_key = true; /* the separator before the next key */
-        i++;
-        continue;
-      }
-    }
-    if (i + n > max)
-      break;
-    i += n;
-    last = i;
   }
+  if (i <= max)
+    last = i;
   return last;
 }
 
@@ -246,7 +239,7 @@ size_t tcl_labels_instance(const struct tcl_labels *l, uint32_t by,
       out[0] = '\0';
       return 0;
     }
-    keep = tcl_token_boundary(full, outlen - 1 - slen);
+    keep = tcl_label_boundary(full, outlen - 1 - slen);
     if (keep == 0) {
       memcpy(out, suffix + 1, slen);
       return slen - 1;

@@ -13,8 +13,8 @@
  * "_" is a literal underscore, a hex digit starts an escape and a lowercase
  * letter starts the next key, so the encoding reads back one way only.
  * Addresses are written with "-" in place of "." and ":" (127-0-0-1,
- * fd00--1). An instance longer than collectd allows keeps its start and ends
- * in "_hash-XXXXXXXX", a hash of the whole encoding.
+ * fd00--1). An instance longer than collectd allows keeps its whole labels
+ * that fit and ends in "_hash-XXXXXXXX", a hash of the whole encoding.
  */
 #ifndef TCPCONNLAT_LABELS_H
 #define TCPCONNLAT_LABELS_H

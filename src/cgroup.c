@@ -71,22 +71,23 @@ const char *tcl_cgroup_root(void)
   f = fopen("/proc/self/mountinfo", "r");
   if (f == NULL)
     return NULL;
-  /* "36 35 0:30 / /sys/fs/cgroup rw,... - cgroup2 cgroup2 rw" */
+  /* "36 35 0:30 / /sys/fs/cgroup rw,... - cgroup2 cgroup2 rw": the first
+   * cgroup2 mount point; of mounts stacked on it, the last (visible) one. */
   while (fgets(line, sizeof(line), f) != NULL) {
     char *sep = strstr(line, " - cgroup2 ");
     char root[4096], mnt[4096];
 
     if (sep == NULL)
       continue;
-    if (sscanf(line, "%*s %*s %*s %4095s %4095s", root, mnt) == 2) {
-      snprintf(tcl_root, sizeof(tcl_root), "%s", mnt);
-      /* The mount's root (4th field), shown relative to the root of our
-       * cgroup namespace: "/" for a container's own mount, "/x" for a mount
-       * of a sub-hierarchy, "/../.." for the host's mount seen from a
-       * namespace two levels down. */
-      tcl_mount_level = tcl_path_depth(root);
-      break;
-    }
+    if (sscanf(line, "%*s %*s %*s %4095s %4095s", root, mnt) != 2 ||
+        (tcl_root[0] != '\0' && strcmp(tcl_root, mnt) != 0))
+      continue;
+    snprintf(tcl_root, sizeof(tcl_root), "%s", mnt);
+    /* The mount's root (4th field), shown relative to the root of our
+     * cgroup namespace: "/" for a container's own mount, "/x" for a mount
+     * of a sub-hierarchy, "/../.." for the host's mount seen from a
+     * namespace two levels down. */
+    tcl_mount_level = tcl_path_depth(root);
   }
   fclose(f);
   return tcl_root[0] ? tcl_root : NULL;

@@ -196,6 +196,26 @@ settle
 [[ $(established all) -eq 12 ]] || fail "Cgroup in a cgroup namespace: all = $(established all), expected 12"
 pass "filter Cgroup \"/a\" from inside a cgroup namespace keeps exactly the 12 of /$CG_N/a"
 
+# The same with a cgroup2 mount of a sub-hierarchy in the initial cgroup
+# namespace (a bind mount of CG_N in place of the host's mount): its root,
+# "/CG_N" in mountinfo, is one level below the kernel's.
+collectd_stop
+rm -rf "$TCL_WORK/csv"
+collectd_start "$PROCS
+Cgroup \"/a\"" "" unshare --mount --propagation private sh -c \
+	'mount --bind "$1" "$2" && shift 2 && exec "$@"' sh "$CGROOT/$CG_N" "$CGROOT"
+wait_rows tcpconnlat-self/gauge-inflight 1
+note "phase: Cgroup under a mount of a sub-hierarchy"
+mroot=$(awk -v m="$CGROOT" '{ for (i = 7; i <= NF && $i != "-"; i++); if ($5 == m && $(i + 1) == "cgroup2") r = $4 }
+	END { print r }' "/proc/$TCL_COLLECTD_PID/mountinfo")
+[[ "$mroot" == "/$CG_N" ]] || fail "collectd's cgroup2 mount has root $mroot, expected /$CG_N"
+run_as "$A" "$NS_A" "$CG_N/a" 0 127.0.0.1 $P1 7
+run_as "$B" "$NS_B" "$CG_B" "$NOBODY" 127.0.0.1 $P2 4
+expect_established all 7
+settle
+[[ $(established all) -eq 7 ]] || fail "Cgroup under a sub-hierarchy mount: all = $(established all), expected 7"
+pass "filter Cgroup \"/a\" under a cgroup2 mount of /$CG_N keeps exactly the 7 of /$CG_N/a"
+
 check_filter "RemotePort" "RemotePort $P1" 10
 check_filter "IgnoreRemotePort" "IgnoreRemotePort $P1" 9
 check_filter "IncludeRemoteNetwork" 'RemoteNetwork "lo6" "::1/128"

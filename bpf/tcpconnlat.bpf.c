@@ -157,7 +157,7 @@ struct {
 
 struct {
   __uint(type, BPF_MAP_TYPE_HASH);
-  __uint(max_entries, 128);
+  __uint(max_entries, TCL_MAX_PORTS);
   __type(key, __u16);
   __type(value, __u8);
 } tcl_lports SEC(".maps");
@@ -171,35 +171,35 @@ struct {
 /* Filter sets: key -> TCL_MATCH_* */
 struct {
   __uint(type, BPF_MAP_TYPE_HASH);
-  __uint(max_entries, 64);
+  __uint(max_entries, TCL_MAX_SET);
   __type(key, __u32);
   __type(value, __u8);
 } tcl_pids SEC(".maps");
 
 struct {
   __uint(type, BPF_MAP_TYPE_HASH);
-  __uint(max_entries, 64);
+  __uint(max_entries, TCL_MAX_SET);
   __type(key, __u32);
   __type(value, __u8);
 } tcl_uids SEC(".maps");
 
 struct {
   __uint(type, BPF_MAP_TYPE_HASH);
-  __uint(max_entries, 64);
+  __uint(max_entries, TCL_MAX_SET);
   __type(key, char[16]);
   __type(value, __u8);
 } tcl_comms SEC(".maps");
 
 struct {
   __uint(type, BPF_MAP_TYPE_HASH);
-  __uint(max_entries, 128);
+  __uint(max_entries, TCL_MAX_PORTS);
   __type(key, __u16);
   __type(value, __u8);
 } tcl_rports SEC(".maps");
 
 struct {
   __uint(type, BPF_MAP_TYPE_LPM_TRIE);
-  __uint(max_entries, 256);
+  __uint(max_entries, TCL_MAX_CIDRS);
   __uint(map_flags, BPF_F_NO_PREALLOC);
   __type(key, struct tcl_net_key);
   __type(value, struct tcl_net_value);

@@ -79,9 +79,21 @@ enum tcl_by {
 /* The labels of outbound series (the kernel's label sets). */
 #define TCL_BY_OUTBOUND_MASK 0xffu
 
-/* At most this many cgroup prefixes and remote networks. */
-#define TCL_MAX_CGROUP_FILTERS 8
-#define TCL_MAX_NETWORKS 64
+/*
+ * Limits of the configuration, each the size of the kernel table (or
+ * rodata array) that holds what the option names: the BPF maps take their
+ * max_entries from here and src/config.c refuses more, naming the option.
+ */
+#define TCL_MAX_CGROUP_FILTERS 8 /* Cgroup */
+#define TCL_MAX_NETWORKS 64      /* RemoteNetwork names (index in a __u8) */
+#define TCL_MAX_CIDRS 256        /* RemoteNetwork ranges, all together */
+#define TCL_MAX_SET 64           /* Pid, Uid, Process: each */
+/* Distinct ports in RemotePort and IgnoreRemotePort together: one table
+ * holds both (a port in both takes one entry); likewise LocalPort and
+ * IgnoreLocalPort. */
+#define TCL_MAX_PORTS 128
+#define TCL_MAX_MAX_SERIES 100000 /* MaxSeries: label series */
+#define TCL_COMM_LEN 16 /* a process name with its NUL (TASK_COMM_LEN) */
 
 /*
  * Who connected where, read from the socket at the outcome, except the

@@ -22,6 +22,7 @@
 #include "plugin.h"
 
 #include "conf.h"
+#include "plugin_mock.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -136,6 +137,24 @@ static void free_tree(oconfig_item_t *block)
   free(block->children);
 }
 
+/* Entries of the one kernel table two port keys fill together. */
+static size_t distinct_ports(const uint16_t *a, size_t an, const uint16_t *b,
+                             size_t bn)
+{
+  static uint8_t seen[65536];
+  size_t n = 0;
+
+  memset(seen, 0, sizeof(seen));
+  for (size_t i = 0; i < an + bn; i++) {
+    uint16_t port = i < an ? a[i] : b[i - an];
+    if (!seen[port]) {
+      seen[port] = 1;
+      n++;
+    }
+  }
+  return n;
+}
+
 static void check_bounds(const tcl_conf_t *c)
 {
   if (memchr(c->error, '\0', sizeof(c->error)) == NULL)
@@ -158,7 +177,10 @@ static void check_bounds(const tcl_conf_t *c)
     abort();
   if (c->pids_num > TCL_MAX_SET || c->uids_num > TCL_MAX_SET ||
       c->comms_num > TCL_MAX_SET || c->cgroups_num > TCL_MAX_CGROUP_FILTERS ||
-      c->rports_num + c->ignore_rports_num > TCL_MAX_PORTS ||
+      distinct_ports(c->rports, c->rports_num, c->ignore_rports,
+                     c->ignore_rports_num) > TCL_MAX_PORTS ||
+      distinct_ports(c->lports, c->lports_num, c->ignore_lports,
+                     c->ignore_lports_num) > TCL_MAX_PORTS ||
       c->networks_num > TCL_MAX_NETWORKS || c->cidrs_num > TCL_MAX_CIDRS)
     abort();
   for (size_t i = 0; i < c->cidrs_num; i++)
@@ -180,6 +202,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
   const char *p = (const char *)data, *end = p + size;
   oconfig_item_t block = {.key = "Plugin"};
 
+  mock_quiet = true;
   block.children = calloc(FUZZ_MAX_CHILDREN, sizeof(oconfig_item_t));
   if (block.children == NULL)
     abort();

@@ -3,7 +3,7 @@
 # bounded time, starting from the corpus in fuzz/corpus/ (never written to:
 # new inputs go to a scratch corpus in the build directory).
 #
-#   fuzz/run.sh [TARGET...]        TARGET: config, labels (default: both)
+#   fuzz/run.sh [TARGET...]        TARGET: config, labels, notify (default: all)
 #
 # Environment:
 #   FUZZ_SECONDS (30)    run time of each target
@@ -24,7 +24,7 @@ SECONDS_EACH=${FUZZ_SECONDS:-30}
 CLANG=${CLANG:-clang}
 COLLECTD_CPPFLAGS=${COLLECTD_CPPFLAGS:--DHAVE_CONFIG_H -I/usr/include/collectd/core/daemon -I/usr/include/collectd/core -I/usr/include/collectd}
 targets=("$@")
-((${#targets[@]})) || targets=(config labels)
+((${#targets[@]})) || targets=(config labels notify)
 
 skip() {
 	if [[ "${CI:-}" == true ]]; then
@@ -64,15 +64,21 @@ build_target() { # NAME
 	case $1 in
 	config)
 		"$CLANG" "${CFLAGS_FUZZ[@]}" "${collectd_cppflags[@]}" -I"$top/src" -I"$top/bpf" \
-			"$here/fuzz_config.c" "$here/mock.c" "$top/src/config.c" -lm \
-			-o "$build/fuzz_config"
+			-I"$top/tests" "$here/fuzz_config.c" "$top/tests/plugin_mock.c" \
+			"$top/src/config.c" -lm -o "$build/fuzz_config"
+		;;
+	notify)
+		"$CLANG" "${CFLAGS_FUZZ[@]}" "${collectd_cppflags[@]}" -I"$top/src" -I"$top/bpf" \
+			-I"$top/tests" "$here/fuzz_notify.c" "$top/tests/plugin_mock.c" \
+			"$top/src/labels.c" "$top/src/ratelimit.c" -lbpf -lpthread -lm \
+			-o "$build/fuzz_notify"
 		;;
 	labels)
 		"$CLANG" "${CFLAGS_FUZZ[@]}" -I"$top/src" -I"$top/bpf" \
 			"$here/fuzz_labels.c" "$top/src/labels.c" -o "$build/fuzz_labels"
 		;;
 	*)
-		echo "fuzz/run.sh: unknown target $1 (config, labels)" >&2
+		echo "fuzz/run.sh: unknown target $1 (config, labels, notify)" >&2
 		return 2
 		;;
 	esac
@@ -107,7 +113,7 @@ for t in "${targets[@]}"; do
 	else
 		failed=1
 		echo "FAIL: fuzz_$t found a problem (log: $log)" >&2
-		grep -E 'ERROR|SUMMARY|fuzz_labels:|runtime error|instance|Base64' "$log" | head -n 20 >&2
+		grep -E 'ERROR|SUMMARY|fuzz_[a-z]*:|runtime error|instance|Base64' "$log" | head -n 20 >&2
 		keep=1
 	fi
 done

@@ -15,6 +15,12 @@
 #include "tcpconnlat.skel.h"
 
 #define TCL_KERNEL_BTF "/sys/kernel/btf/vmlinux"
+#ifndef SO_NETNS_COOKIE
+#define SO_NETNS_COOKIE 71 /* Linux 5.14; libc headers may predate it */
+#endif
+/* libbpf's own error codes (libbpf.h: __LIBBPF_ERRNO__START..END). */
+#define TCL_LIBBPF_ERRNO(err)                                                 \
+  ((err) >= __LIBBPF_ERRNO__START && (err) < __LIBBPF_ERRNO__END)
 
 static const char *const tcl_tracefs_event_dirs[] = {
     "/sys/kernel/tracing/events/sock/inet_sock_set_state",
@@ -93,7 +99,7 @@ static int tcl_tracefs_event(void)
 static const char *tcl_strerror(int err, char *buf, size_t len)
 {
   if (libbpf_strerror(err, buf, len) != 0)
-    snprintf(buf, len, "%s", strerror(err));
+    sstrerror(err, buf, len);
   return buf;
 }
 
@@ -307,7 +313,7 @@ static int tcl_bpf_cgroups(const tcl_conf_t *conf, struct tcpconnlat_bpf *skel,
                "Cgroup \"%s\" was not found under the cgroup v2 mount %s (%s): "
                "give the path of an existing cgroup, such as /system.slice",
                conf->cgroups[i], root ? root : "(none mounted)",
-               strerror(err));
+               STRERROR(err));
       return err;
     }
     skel->rodata->tcl_cgroup_ids[i] = id;
@@ -316,10 +322,6 @@ static int tcl_bpf_cgroups(const tcl_conf_t *conf, struct tcpconnlat_bpf *skel,
   skel->rodata->tcl_ncgroups = (__u32)conf->cgroups_num;
   return 0;
 }
-
-#ifndef SO_NETNS_COOKIE
-#define SO_NETNS_COOKIE 71 /* Linux 5.14; older headers lack it */
-#endif
 
 /* The network namespace's cookie (0: the kernel has none to give). */
 static __u64 tcl_bpf_own_netns_cookie(void)
@@ -627,7 +629,7 @@ static void tcl_bpf_explain(const tcl_conf_t *conf, tcl_attach_mode_t mode,
              what, tcl_strerror(err, ebuf, sizeof(ebuf)));
     return;
   }
-  if (strcmp(stage, "open") == 0 || (err >= 4000 && err < 5000)) {
+  if (strcmp(stage, "open") == 0 || TCL_LIBBPF_ERRNO(err)) {
     if (conf->btf_path[0])
       snprintf(buf, len,
                "the BPF programs could not be prepared with the kernel BTF "
@@ -708,7 +710,7 @@ int tcl_bpf_start(const tcl_conf_t *conf, tcl_bpf_t *bpf, char *errbuf,
     tcl_bpf_explain(conf, modes[i], stage, err, reason, sizeof(reason));
     /* The BTF, map sizes or memory: the other mode would fail alike. */
     if (strcmp(stage, "open") == 0 || err == ENOMEM || err == E2BIG ||
-        (err >= 4000 && err < 5000))
+        TCL_LIBBPF_ERRNO(err))
       break;
     if (i + 1 < nmodes)
       INFO("tcpconnlat plugin: %s; trying %s next.", reason,

@@ -7,9 +7,11 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <linux/types.h>
 #include <net/if.h>
 
 #include "histogram.h"
+#include "iface_shared.h" /* bpf/ */
 
 /* BucketStyle: how the configured buckets are reported. */
 typedef enum {
@@ -35,13 +37,18 @@ typedef enum {
 #define TCL_MAX_PERCENTILES 32
 #define TCL_MAX_BUCKETS 64
 #define TCL_DEFAULT_MAX_SERIES 256
-#define TCL_MAX_MAX_SERIES 100000
 #define TCL_DEFAULT_SERIES_TIMEOUT 10
-#define TCL_MAX_SET 64         /* Pid, Uid, Process entries */
-#define TCL_MAX_PORTS 128      /* RemotePort + IgnoreRemotePort */
-#define TCL_MAX_CIDRS 256
+/* The limits of the filters, ports, networks, series and interfaces are
+ * the sizes of their kernel tables: bpf/tcpconnlat.h, bpf/iface_shared.h. */
 #define TCL_NETWORK_NAME_LEN 64
-#define TCL_MAX_INTERFACES 16 /* TCL_IFACE_MAX in bpf/iface_shared.h */
+/* Bounds of options that take one number. */
+#define TCL_MAX_SERIES_TIMEOUT 1000000    /* intervals */
+#define TCL_MAX_MAX_NOTIFICATIONS 1000000 /* per second */
+#define TCL_MAX_INBOUND_TIMEOUT 86400     /* seconds */
+#define TCL_MAX_INTERFACE_TIMEOUT 3600    /* seconds */
+#define TCL_PID_MAX 4194304               /* PID_MAX_LIMIT, 64-bit kernels */
+#define TCL_UID_MAX 4294967294.0          /* (uid_t)-1 is nobody's */
+#define TCL_PORT_MAX 65535
 #define TCL_DEFAULT_INTERFACE_TIMEOUT 60 /* seconds */
 #define TCL_DEFAULT_MAX_NOTIFICATIONS 100
 #define TCL_DEFAULT_INBOUND_TIMEOUT 75 /* s: past the SYN-ACK retries */
@@ -98,7 +105,7 @@ typedef struct {
   size_t pids_num;
   uint32_t uids[TCL_MAX_SET];
   size_t uids_num;
-  char comms[TCL_MAX_SET][16];
+  char comms[TCL_MAX_SET][TCL_COMM_LEN];
   size_t comms_num;
   char cgroups[TCL_MAX_CGROUP_FILTERS][1024];
   size_t cgroups_num;
@@ -120,7 +127,7 @@ typedef struct {
 
   /* Passive mode on an interface: Interface NAME (repeatable),
    * InterfaceTimeout SECONDS, InterfaceAttach auto|tcx|tc */
-  char interfaces[TCL_MAX_INTERFACES][IFNAMSIZ];
+  char interfaces[TCL_IFACE_MAX][IFNAMSIZ];
   size_t interfaces_num;
   uint32_t interface_timeout; /* seconds */
   tcl_iface_attach_t interface_attach;

@@ -4,6 +4,7 @@
 #include "plugin.h"
 #include "utils/common/common.h"
 
+#include "clock.h"
 #include "conf.h"
 
 #include <arpa/inet.h>
@@ -62,7 +63,7 @@ static int tcl_conf_network_index(tcl_conf_t *conf, const char *name);
 
 static uint64_t tcl_seconds_to_ns(double seconds)
 {
-  return (uint64_t)llround(seconds * 1e9);
+  return (uint64_t)llround(seconds * (double)TCL_NS_PER_SEC);
 }
 
 void tcl_conf_init(tcl_conf_t *conf)
@@ -496,7 +497,7 @@ static void tcl_conf_pid(tcl_conf_t *conf, const oconfig_item_t *ci)
 {
   for (int i = 0; i < ci->values_num || i == 0; i++) {
     uint32_t pid;
-    if (tcl_conf_whole(conf, ci, i, 1, 4194304, &pid) != 0)
+    if (tcl_conf_whole(conf, ci, i, 1, TCL_PID_MAX, &pid) != 0)
       return;
     if (conf->pids_num >= TCL_MAX_SET) {
       tcl_conf_error(conf, "%s: at most %d can be given.", ci->key, TCL_MAX_SET);
@@ -521,7 +522,7 @@ static void tcl_conf_uid(tcl_conf_t *conf, const oconfig_item_t *ci)
         return;
       }
       uid = (uint32_t)pw->pw_uid;
-    } else if (tcl_conf_whole(conf, ci, i, 0, 4294967294.0, &uid) != 0) {
+    } else if (tcl_conf_whole(conf, ci, i, 0, TCL_UID_MAX, &uid) != 0) {
       return;
     }
     if (conf->uids_num >= TCL_MAX_SET) {
@@ -549,7 +550,7 @@ static void tcl_conf_process(tcl_conf_t *conf, const oconfig_item_t *ci)
       return;
     }
     comm = ci->values[i].value.string;
-    if (comm[0] == '\0' || strlen(comm) > 15) {
+    if (comm[0] == '\0' || strlen(comm) > TCL_COMM_LEN - 1) {
       tcl_conf_error(conf, "%s: expected %s, got \"%s\".", ci->key, expected,
                      comm);
       return;
@@ -558,7 +559,7 @@ static void tcl_conf_process(tcl_conf_t *conf, const oconfig_item_t *ci)
       tcl_conf_error(conf, "%s: at most %d can be given.", ci->key, TCL_MAX_SET);
       return;
     }
-    memset(conf->comms[conf->comms_num], 0, 16);
+    memset(conf->comms[conf->comms_num], 0, TCL_COMM_LEN);
     memcpy(conf->comms[conf->comms_num++], comm, strlen(comm));
   }
 }
@@ -587,20 +588,66 @@ static void tcl_conf_cgroup(tcl_conf_t *conf, const oconfig_item_t *ci)
   sstrncpy(conf->cgroups[conf->cgroups_num++], path, sizeof(conf->cgroups[0]));
 }
 
+static bool tcl_port_listed(const uint16_t *ports, size_t num, uint16_t port)
+{
+  for (size_t i = 0; i < num; i++)
+    if (ports[i] == port)
+      return true;
+  return false;
+}
+
+/* A port list (RemotePort...) and its counterpart (IgnoreRemotePort...),
+ * which fills the same kernel table: a port in both takes one entry. */
+typedef struct {
+  const char *key;
+  uint16_t *ports;
+  size_t *num;
+} tcl_port_list_t;
+
 static void tcl_conf_ports(tcl_conf_t *conf, const oconfig_item_t *ci,
-                           uint16_t *ports, size_t *num)
+                           tcl_port_list_t own, tcl_port_list_t other)
 {
   for (int i = 0; i < ci->values_num || i == 0; i++) {
     uint32_t port;
-    if (tcl_conf_whole(conf, ci, i, 1, 65535, &port) != 0)
+    size_t distinct = *own.num;
+
+    if (tcl_conf_whole(conf, ci, i, 1, TCL_PORT_MAX, &port) != 0)
       return;
-    if (*num >= TCL_MAX_PORTS) {
-      tcl_conf_error(conf, "%s: at most %d ports can be given.", ci->key,
-                     TCL_MAX_PORTS);
+    if (tcl_port_listed(own.ports, *own.num, (uint16_t)port))
+      continue; /* listed twice: once is enough */
+    for (size_t j = 0; j < *other.num; j++)
+      if (!tcl_port_listed(own.ports, *own.num, other.ports[j]))
+        distinct++;
+    if (!tcl_port_listed(other.ports, *other.num, (uint16_t)port) &&
+        distinct >= TCL_MAX_PORTS) {
+      tcl_conf_error(conf,
+                     "%s: at most %d distinct ports can be given in %s and "
+                     "%s together (one kernel table holds both); port %u "
+                     "would be one more.",
+                     ci->key, TCL_MAX_PORTS, own.key, other.key, port);
       return;
     }
-    ports[(*num)++] = (uint16_t)port;
+    own.ports[(*own.num)++] = (uint16_t)port;
   }
+}
+
+static void tcl_conf_port_key(tcl_conf_t *conf, const oconfig_item_t *ci)
+{
+  tcl_port_list_t rports = {"RemotePort", conf->rports, &conf->rports_num};
+  tcl_port_list_t ignore_rports = {"IgnoreRemotePort", conf->ignore_rports,
+                                   &conf->ignore_rports_num};
+  tcl_port_list_t lports = {"LocalPort", conf->lports, &conf->lports_num};
+  tcl_port_list_t ignore_lports = {"IgnoreLocalPort", conf->ignore_lports,
+                                   &conf->ignore_lports_num};
+
+  if (strcasecmp("RemotePort", ci->key) == 0)
+    tcl_conf_ports(conf, ci, rports, ignore_rports);
+  else if (strcasecmp("IgnoreRemotePort", ci->key) == 0)
+    tcl_conf_ports(conf, ci, ignore_rports, rports);
+  else if (strcasecmp("LocalPort", ci->key) == 0)
+    tcl_conf_ports(conf, ci, lports, ignore_lports);
+  else
+    tcl_conf_ports(conf, ci, ignore_lports, lports);
 }
 
 static void tcl_conf_btf_path(tcl_conf_t *conf, const oconfig_item_t *ci)
@@ -644,9 +691,9 @@ static void tcl_conf_interface(tcl_conf_t *conf, const oconfig_item_t *ci)
         tcl_conf_error(conf, "%s: \"%s\" is named twice.", ci->key, name);
         return;
       }
-    if (conf->interfaces_num >= TCL_MAX_INTERFACES) {
+    if (conf->interfaces_num >= TCL_IFACE_MAX) {
       tcl_conf_error(conf, "%s: at most %d interfaces can be named.", ci->key,
-                     TCL_MAX_INTERFACES);
+                     TCL_IFACE_MAX);
       return;
     }
     sstrncpy(conf->interfaces[conf->interfaces_num++], name, IFNAMSIZ);
@@ -685,7 +732,8 @@ int tcl_conf_parse(tcl_conf_t *conf, oconfig_item_t *ci)
       tcl_conf_single_whole(conf, child, 1, TCL_MAX_MAX_SERIES,
                             &conf->max_series);
     else if (strcasecmp("SeriesTimeout", child->key) == 0)
-      tcl_conf_single_whole(conf, child, 1, 1000000, &conf->series_timeout);
+      tcl_conf_single_whole(conf, child, 1, TCL_MAX_SERIES_TIMEOUT,
+                            &conf->series_timeout);
     else if (strcasecmp("RemoteNetwork", child->key) == 0)
       tcl_conf_remote_network(conf, child);
     else if (strcasecmp("IncludeRemoteNetwork", child->key) == 0)
@@ -700,11 +748,11 @@ int tcl_conf_parse(tcl_conf_t *conf, oconfig_item_t *ci)
       tcl_conf_process(conf, child);
     else if (strcasecmp("Cgroup", child->key) == 0)
       tcl_conf_cgroup(conf, child);
-    else if (strcasecmp("RemotePort", child->key) == 0)
-      tcl_conf_ports(conf, child, conf->rports, &conf->rports_num);
-    else if (strcasecmp("IgnoreRemotePort", child->key) == 0)
-      tcl_conf_ports(conf, child, conf->ignore_rports,
-                     &conf->ignore_rports_num);
+    else if (strcasecmp("RemotePort", child->key) == 0 ||
+             strcasecmp("IgnoreRemotePort", child->key) == 0 ||
+             strcasecmp("LocalPort", child->key) == 0 ||
+             strcasecmp("IgnoreLocalPort", child->key) == 0)
+      tcl_conf_port_key(conf, child);
     else if (strcasecmp("BtfPath", child->key) == 0)
       tcl_conf_btf_path(conf, child);
     else if (strcasecmp("Verbose", child->key) == 0)
@@ -714,7 +762,8 @@ int tcl_conf_parse(tcl_conf_t *conf, oconfig_item_t *ci)
     else if (strcasecmp("NotifyFailures", child->key) == 0)
       tcl_conf_boolean(conf, child, &conf->notify_failures);
     else if (strcasecmp("MaxNotificationsPerSecond", child->key) == 0)
-      tcl_conf_single_whole(conf, child, 1, 1000000, &conf->max_notifications);
+      tcl_conf_single_whole(conf, child, 1, TCL_MAX_MAX_NOTIFICATIONS,
+                            &conf->max_notifications);
     else if (strcasecmp("Inbound", child->key) == 0)
       tcl_conf_boolean(conf, child, &conf->inbound);
     else if (strcasecmp("InboundRequests", child->key) == 0)
@@ -728,11 +777,7 @@ int tcl_conf_parse(tcl_conf_t *conf, oconfig_item_t *ci)
       WARNING("tcpconnlat plugin: InboundTimeout has no effect any more "
               "(handshakes that never complete are the requests total less "
               "the established one); remove it.");
-    } else if (strcasecmp("LocalPort", child->key) == 0)
-      tcl_conf_ports(conf, child, conf->lports, &conf->lports_num);
-    else if (strcasecmp("IgnoreLocalPort", child->key) == 0)
-      tcl_conf_ports(conf, child, conf->ignore_lports, &conf->ignore_lports_num);
-    else if (strcasecmp("CollectBpfStats", child->key) == 0)
+    } else if (strcasecmp("CollectBpfStats", child->key) == 0)
       tcl_conf_boolean(conf, child, &conf->collect_bpf_stats);
     else if (strcasecmp("OwnNetnsOnly", child->key) == 0)
       tcl_conf_boolean(conf, child, &conf->own_netns_only);

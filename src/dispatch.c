@@ -5,17 +5,9 @@
 #include "utils/common/common.h"
 
 #include "dispatch.h"
+#include "labels.h"
 
 #include <math.h>
-
-static const char *const tcl_reason_names[TCL_NREASONS] = {
-    [TCL_REASON_REFUSED] = "refused",
-    [TCL_REASON_TIMEOUT] = "timeout",
-    [TCL_REASON_UNREACHABLE] = "unreachable",
-    [TCL_REASON_ABORTED] = "aborted",
-    [TCL_REASON_OTHER] = "other",
-    [TCL_REASON_LOCAL] = "local",
-};
 
 /* Names that stay the same while the plugin runs, formatted once: every
  * series dispatches them, and %g costs about a microsecond each. */
@@ -240,7 +232,7 @@ void tcl_dispatch_series(const tcl_conf_t *conf, const char *instance,
   if (conf->report_failures)
     for (size_t r = 0; r < TCL_NREASONS; r++)
       if (reasons & (1u << r))
-        tcl_submit(instance, "total_connections", tcl_reason_names[r],
+        tcl_submit(instance, "total_connections", tcl_reason_name(r),
                    (value_t){.derive = (derive_t)failures[r]});
 }
 

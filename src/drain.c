@@ -8,9 +8,13 @@
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
 
+#include "clock.h"
 #include "drain.h"
 
 #define TCL_DRAIN_BATCH 1024
+/* The kernel's own ENOTSUPP (include/linux/errno.h), which reaches user
+ * space from BPF map operations a kernel lacks; libc has no name for it. */
+#define TCL_ENOTSUPP 524
 
 /* Per-CPU values are laid out at 8-byte strides. */
 #define TCL_PERCPU_STRIDE(size) (((size) + 7) & ~(size_t)7)
@@ -120,8 +124,8 @@ int tcl_drain_batches(int fd, const tcl_batch_t *b, tcl_drain_entry_fn fn,
     int saved = errno;
 
     if (err != 0 && saved != ENOENT) {
-      /* 524: ENOTSUPP, the kernel's own */
-      if (first && (saved == EINVAL || saved == ENOTSUP || saved == 524))
+      if (first &&
+          (saved == EINVAL || saved == ENOTSUP || saved == TCL_ENOTSUPP))
         return -1;
       return saved;
     }

@@ -24,6 +24,7 @@
 #include "plugin.h"
 #include "utils/common/common.h"
 
+#include "clock.h"
 #include "dispatch.h"
 #include "drain.h"
 #include "histogram.h"
@@ -278,7 +279,7 @@ static void tcl_iface_detach_tc(tcl_iface_t *ifc, int side)
     if (err != -ENOENT && err != -ENODEV && err != -EINVAL)
       WARNING("tcpconnlat plugin: Interface \"%s\": could not look up the "
               "%s filter before removing it: %s",
-              ifc->name, where, strerror(-err));
+              ifc->name, where, STRERROR(-err));
     return; /* gone already, with the interface or by hand */
   }
   if (opts.prog_id != ifc->prog_id[side]) {
@@ -297,7 +298,7 @@ static void tcl_iface_detach_tc(tcl_iface_t *ifc, int side)
     WARNING("tcpconnlat plugin: Interface \"%s\": could not remove the %s "
             "filter (priority %u, handle 0x%x): %s",
             ifc->name, where, ifc->prio[side], TCL_IFACE_TC_HANDLE,
-            strerror(-err));
+            STRERROR(-err));
 }
 
 /* What we attached on one side: a tcx link goes with its last fd. */
@@ -332,7 +333,7 @@ static void tcl_iface_remove_qdisc(tcl_iface_t *ifc)
     WARNING("tcpconnlat plugin: Interface \"%s\": the clsact qdisc the "
             "plugin created is left in place, its filters could not be "
             "listed: %s",
-            ifc->name, strerror(err));
+            ifc->name, STRERROR(err));
     return;
   }
   if (in.entries + out.entries > 0) {
@@ -347,7 +348,7 @@ static void tcl_iface_remove_qdisc(tcl_iface_t *ifc)
   if (err != 0 && err != -ENOENT && err != -ENODEV && err != -EINVAL)
     WARNING("tcpconnlat plugin: Interface \"%s\": could not remove the "
             "clsact qdisc the plugin created: %s",
-            ifc->name, strerror(-err));
+            ifc->name, STRERROR(-err));
 }
 
 static void tcl_iface_detach_all(void)
@@ -371,19 +372,19 @@ static void tcl_iface_explain_tc(const tcl_iface_t *ifc, int side, __u32 prio,
              "Interface \"%s\": the kernel did not permit attaching a TC "
              "filter (%s): collectd needs CAP_NET_ADMIN and CAP_BPF (or "
              "root)",
-             ifc->name, strerror(err));
+             ifc->name, STRERROR(err));
   else if (err == EOPNOTSUPP)
     snprintf(errbuf, errlen,
              "Interface \"%s\": the kernel refused a TC filter on its %s "
              "(%s): its clsact qdisc uses a shared filter block, which takes "
              "filters only by block number (see \"tc qdisc show dev %s\"); "
              "with Linux 6.6 or later use InterfaceAttach \"tcx\"",
-             ifc->name, where, strerror(err), ifc->name);
+             ifc->name, where, STRERROR(err), ifc->name);
   else
     snprintf(errbuf, errlen,
              "Interface \"%s\": the TC filter could not be attached to its "
              "%s at priority %u: %s (see \"tc filter show dev %s %s\")",
-             ifc->name, where, prio, strerror(err), ifc->name, where);
+             ifc->name, where, prio, STRERROR(err), ifc->name, where);
 }
 
 /* Notes what the listing found that the operator should know. */
@@ -431,7 +432,7 @@ static int tcl_iface_attach_tc(tcl_iface_t *ifc, int side, int prog_fd,
       snprintf(errbuf, errlen,
                "Interface \"%s\": the TC filters on its %s could not be "
                "listed: %s",
-               ifc->name, tcl_iface_side_names[side], strerror(err));
+               ifc->name, tcl_iface_side_names[side], STRERROR(err));
       return err;
     }
     if (view.lowest_free == 0) {
@@ -493,16 +494,16 @@ static int tcl_iface_try_tcx(tcl_iface_t *ifc, const int prog_fds[2],
              "Interface \"%s\": the kernel refused a tcx link (%s): tcx "
              "needs Linux 6.6 or later; use InterfaceAttach \"auto\" or "
              "\"tc\" on older kernels",
-             ifc->name, strerror(err));
+             ifc->name, STRERROR(err));
   else if (err == EPERM || err == EACCES)
     snprintf(errbuf, errlen,
              "Interface \"%s\": the kernel did not permit a tcx link (%s): "
              "collectd needs CAP_NET_ADMIN and CAP_BPF (or root)",
-             ifc->name, strerror(err));
+             ifc->name, STRERROR(err));
   else if (err != 0)
     snprintf(errbuf, errlen,
              "Interface \"%s\": the tcx link could not be made: %s",
-             ifc->name, strerror(err));
+             ifc->name, STRERROR(err));
   return err;
 }
 
@@ -518,7 +519,7 @@ static int tcl_iface_clsact(tcl_iface_t *ifc, char *errbuf, size_t errlen)
   } else if (err != -EEXIST) {
     snprintf(errbuf, errlen,
              "Interface \"%s\": the clsact qdisc could not be created: %s%s",
-             ifc->name, strerror(-err),
+             ifc->name, STRERROR(-err),
              err == -EPERM ? " (collectd needs CAP_NET_ADMIN)" : "");
     return -err;
   }
@@ -606,14 +607,14 @@ static int tcl_iface_resolve(const char *const *names, size_t n, char *errbuf,
       snprintf(errbuf, errlen,
                "Interface \"%s\": no such network interface in collectd's "
                "network namespace (%s)",
-               ifc->name, strerror(err));
+               ifc->name, STRERROR(err));
       return err ? err : ENODEV;
     }
     err = tcl_iface_link_type(ifc->name, &type);
     if (err != 0) {
       snprintf(errbuf, errlen,
                "Interface \"%s\": its link type could not be read: %s",
-               ifc->name, strerror(err));
+               ifc->name, STRERROR(err));
       return err;
     }
     err = tcl_iface_framing(type, &ifc->ethernet);
@@ -644,7 +645,7 @@ static int tcl_iface_load(char *errbuf, size_t errlen)
     snprintf(errbuf, errlen,
              "the interface programs could not be prepared for this kernel: "
              "%s",
-             strerror(err));
+             STRERROR(err));
     return err;
   }
   tcl_iface.skel = skel;
@@ -663,12 +664,12 @@ static int tcl_iface_load(char *errbuf, size_t errlen)
                "the kernel did not permit loading the interface (TC) "
                "programs (%s): collectd needs CAP_BPF and CAP_NET_ADMIN (or "
                "root)",
-               strerror(err));
+               STRERROR(err));
     else
       snprintf(errbuf, errlen,
                "the kernel rejected the interface (TC) programs (%s); set "
                "\"Verbose true\" to log the verifier's reasons",
-               strerror(err));
+               STRERROR(err));
     return err;
   }
   return 0;
@@ -735,7 +736,7 @@ int tcl_iface_start(const char *const *names, size_t n,
                           -1, &tcl_iface.prev);
     if (err != 0)
       snprintf(errbuf, errlen, "reading the interface stats map failed: %s",
-               strerror(err));
+               STRERROR(err));
   }
   if (err != 0) {
     tcl_iface_stop();
@@ -926,12 +927,12 @@ int tcl_iface_read(double interval_s, const tcl_conf_t *conf)
   if (err == 0)
     err = tcl_iface_read_counters(before);
   if (err == 0)
-    err = tcl_iface_scan_flows((__u64)conf->interface_timeout * 1000000000ULL);
+    err = tcl_iface_scan_flows((__u64)conf->interface_timeout * TCL_NS_PER_SEC);
   if (err == 0)
     err = tcl_iface_read_counters(after);
   if (err != 0) {
     ERROR("tcpconnlat plugin: reading the interface maps failed: %s",
-          strerror(err));
+          STRERROR(err));
     return -1;
   }
 

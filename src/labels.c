@@ -6,6 +6,21 @@
 #include <stdio.h>
 #include <string.h>
 
+static const char *const tcl_reason_names[TCL_NREASONS] = {
+    [TCL_REASON_REFUSED] = "refused",
+    [TCL_REASON_TIMEOUT] = "timeout",
+    [TCL_REASON_UNREACHABLE] = "unreachable",
+    [TCL_REASON_ABORTED] = "aborted",
+    [TCL_REASON_OTHER] = "other",
+    [TCL_REASON_LOCAL] = "local",
+};
+
+const char *tcl_reason_name(uint32_t reason)
+{
+  return reason < TCL_NREASONS ? tcl_reason_names[reason]
+                               : tcl_reason_names[TCL_REASON_OTHER];
+}
+
 static bool tcl_safe_byte(unsigned char c)
 {
   return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
@@ -45,12 +60,15 @@ size_t tcl_escape_value(const char *in, size_t len, char *out, size_t outlen)
   return o;
 }
 
+#define TCL_FNV_OFFSET_BASIS 2166136261u
+#define TCL_FNV_PRIME 16777619u
+
 /* 32-bit FNV-1a, continued from h */
 static uint32_t tcl_hash(uint32_t h, const char *s, size_t len)
 {
   for (size_t i = 0; i < len; i++) {
     h ^= (unsigned char)s[i];
-    h *= 16777619u;
+    h *= TCL_FNV_PRIME;
   }
   return h;
 }
@@ -91,16 +109,25 @@ static void tcl_pair(tcl_strbuf_t *b, const char *key, const char *value,
   }
 }
 
+/* The IPv4 address inside an IPv4-mapped IPv6 one (::ffff:a.b.c.d). */
+#define TCL_V4_MAPPED_OFFSET 12
+
+void tcl_address_format(const uint8_t addr[16], uint8_t family, char *out,
+                        size_t outlen)
+{
+  if (family == 4)
+    inet_ntop(AF_INET, addr + TCL_V4_MAPPED_OFFSET, out, (socklen_t)outlen);
+  else
+    inet_ntop(AF_INET6, addr, out, (socklen_t)outlen);
+}
+
 /* An address as text, with "-" for "." and ":" (never escaped). */
 static void tcl_address_text(const uint8_t raddr[16], uint8_t family,
                              char *out, size_t outlen)
 {
   char text[INET6_ADDRSTRLEN];
 
-  if (family == 4)
-    inet_ntop(AF_INET, raddr + 12, text, sizeof(text));
-  else
-    inet_ntop(AF_INET6, raddr, text, sizeof(text));
+  tcl_address_format(raddr, family, text, sizeof(text));
   for (char *p = text; *p; p++)
     if (*p == '.' || *p == ':')
       *p = '-';
@@ -108,46 +135,39 @@ static void tcl_address_text(const uint8_t raddr[16], uint8_t family,
 }
 
 /*
- * Where an encoding may be cut before "_hash-...": the end of the last whole
- * value token at or before max, found by reading it as a reader would (keys
- * up to "-", then value tokens: a character, "__" or "_XX", until a "_" that
- * starts the next key). Never inside a key, an escape, or just after the
- * "_" that separates two labels.
+ * Where an encoding may be cut before "_hash-...": after the last whole
+ * label (KEY-VALUE) that ends at or before max, found by reading it as a
+ * reader would (a key up to "-", then value tokens: a character, "__" or
+ * "_XX", until a "_" that starts the next key). Never inside a value: a cut
+ * cgroup path would read back as another, shorter path. 0 when not even
+ * the first label fits.
  */
-static size_t tcl_token_boundary(const char *s, size_t max)
+static size_t tcl_label_boundary(const char *s, size_t max)
 {
   size_t i = 0, last = 0;
   bool in_key = true;
 
   while (s[i] != '\0') {
-    size_t n = 1;
-
     if (in_key) {
-      if (s[i] == '-') {
+      if (s[i] == '-')
         in_key = false;
-        if (i + 1 <= max)
-          last = i + 1; /* an empty value is still a whole label */
-      }
       i++;
-      continue;
+    } else if (s[i] != '_') {
+      i++;
+    } else if (s[i + 1] == '_') {
+      i += 2;
+    } else if ((s[i + 1] >= '0' && s[i + 1] <= '9') ||
+               (s[i + 1] >= 'A' && s[i + 1] <= 'F')) {
+      i += 3;
+    } else {
+      if (i <= max)
+        last = i; /* a label ends before the separator */
+      in_key = true;
+      i++;
     }
-    if (s[i] == '_') {
-      if (s[i + 1] == '_')
-        n = 2;
-      else if ((s[i + 1] >= '0' && s[i + 1] <= '9') ||
-               (s[i + 1] >= 'A' && s[i + 1] <= 'F'))
-        n = 3;
-      else {
-        in_key = true; /* the separator before the next key */
-        i++;
-        continue;
-      }
-    }
-    if (i + n > max)
-      break;
-    i += n;
-    last = i;
   }
+  if (i <= max)
+    last = i;
   return last;
 }
 
@@ -157,7 +177,7 @@ size_t tcl_labels_instance(const struct tcl_labels *l, uint32_t by,
 {
   char full[2048], value[256];
   tcl_strbuf_t b = {
-      .buf = full, .len = 0, .cap = sizeof(full), .hash = 2166136261u};
+      .buf = full, .len = 0, .cap = sizeof(full), .hash = TCL_FNV_OFFSET_BASIS};
   size_t comm_len;
 
   full[0] = '\0';
@@ -220,7 +240,7 @@ size_t tcl_labels_instance(const struct tcl_labels *l, uint32_t by,
       out[0] = '\0';
       return 0;
     }
-    keep = tcl_token_boundary(full, outlen - 1 - slen);
+    keep = tcl_label_boundary(full, outlen - 1 - slen);
     if (keep == 0) {
       memcpy(out, suffix + 1, slen);
       return slen - 1;

@@ -4,6 +4,8 @@
 #include "plugin.h"
 #include "utils/common/common.h"
 
+#include "clock.h"
+#include "labels.h"
 #include "notify.h"
 #include "ratelimit.h"
 
@@ -13,15 +15,7 @@
 #include <time.h>
 
 #define TCL_NOTIFY_POLL_MS 100
-
-static const char *const tcl_notify_reasons[TCL_NREASONS] = {
-    [TCL_REASON_REFUSED] = "refused",
-    [TCL_REASON_TIMEOUT] = "timeout",
-    [TCL_REASON_UNREACHABLE] = "unreachable",
-    [TCL_REASON_ABORTED] = "aborted",
-    [TCL_REASON_OTHER] = "other",
-    [TCL_REASON_LOCAL] = "local",
-};
+#define TCL_CUT_MARK "..."
 
 static struct ring_buffer *tcl_rb;
 static pthread_t tcl_thread;
@@ -31,23 +25,6 @@ static tcl_ratelimit_t tcl_rl;
 static uint64_t tcl_limit;
 static pthread_mutex_t tcl_totals_lock = PTHREAD_MUTEX_INITIALIZER;
 static uint64_t tcl_sent, tcl_dropped;
-
-static uint64_t tcl_clock_ns(clockid_t clock)
-{
-  struct timespec ts;
-
-  clock_gettime(clock, &ts);
-  return (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec;
-}
-
-static void tcl_format_address(const uint8_t addr[16], uint8_t family,
-                               char *out, size_t len)
-{
-  if (family == 4)
-    inet_ntop(AF_INET, addr + 12, out, (socklen_t)len);
-  else
-    inet_ntop(AF_INET6, addr, out, (socklen_t)len);
-}
 
 static void tcl_count(uint64_t sent, uint64_t dropped)
 {
@@ -71,26 +48,32 @@ static notification_t tcl_notification(int severity, cdtime_t when,
   return n;
 }
 
+/*
+ * The process name is whatever the process chose (prctl, or the name of the
+ * file it runs): control bytes in it would forge lines in the log, in
+ * syslog and in the headers the exec plugin writes. It is written as the
+ * process label is (src/labels.h), which also lets a notification be matched
+ * with its series.
+ */
 static void tcl_notify_event(const struct tcl_event *e)
 {
-  char src[INET6_ADDRSTRLEN], dst[INET6_ADDRSTRLEN], comm[sizeof(e->comm) + 1];
-  char when_text[64];
+  char src[INET6_ADDRSTRLEN], dst[INET6_ADDRSTRLEN];
+  char comm[TCL_ESCAPED_SIZE(sizeof(e->comm))];
+  char when_text[64], what[64];
+  int len;
   bool slow = e->reason == TCL_EVENT_SLOW;
-  const char *reason =
-      slow ? "slow"
-           : (e->reason < TCL_NREASONS ? tcl_notify_reasons[e->reason] : "other");
-  /* the event's monotonic time on the wall clock */
-  uint64_t wall_ns = tcl_clock_ns(CLOCK_REALTIME) -
-                     (tcl_clock_ns(CLOCK_MONOTONIC) - e->ktime_ns);
+  const char *reason = slow ? "slow" : tcl_reason_name(e->reason);
+  uint64_t wall_ns = tcl_monotonic_to_wall_ns(e->ktime_ns);
   double latency_ms = (double)e->latency_ns / 1e6;
-  time_t secs = (time_t)(wall_ns / 1000000000ULL);
+  time_t secs = (time_t)(wall_ns / TCL_NS_PER_SEC);
+  unsigned micros = (unsigned)((wall_ns % TCL_NS_PER_SEC) / 1000);
   struct tm tm;
   notification_t n;
 
-  memcpy(comm, e->comm, sizeof(e->comm));
-  comm[sizeof(e->comm)] = '\0';
-  tcl_format_address(e->saddr, e->family, src, sizeof(src));
-  tcl_format_address(e->daddr, e->family, dst, sizeof(dst));
+  tcl_escape_value(e->comm, strnlen(e->comm, sizeof(e->comm)), comm,
+                   sizeof(comm));
+  tcl_address_format(e->saddr, e->family, src, sizeof(src));
+  tcl_address_format(e->daddr, e->family, dst, sizeof(dst));
   gmtime_r(&secs, &tm);
   strftime(when_text, sizeof(when_text), "%Y-%m-%dT%H:%M:%S", &tm);
 
@@ -98,20 +81,22 @@ static void tcl_notify_event(const struct tcl_event *e)
                        slow ? "latency" : "total_connections",
                        slow ? "slow" : reason);
   if (slow)
-    snprintf(n.message, sizeof(n.message),
-             "slow TCP connect: %.3f ms, at %s.%06uZ, pid %u (%s), uid %u, "
-             "IPv%u %s port %u -> %s port %u",
-             latency_ms, when_text,
-             (unsigned)((wall_ns % 1000000000ULL) / 1000), e->tgid, comm,
-             e->uid, e->family, src, e->sport, dst, e->dport);
+    snprintf(what, sizeof(what), "slow TCP connect: %.3f ms", latency_ms);
   else
-    snprintf(n.message, sizeof(n.message),
-             "failed TCP connect: %s, at %s.%06uZ, pid %u (%s), uid %u, "
-             "IPv%u %s port %u -> %s port %u",
-             reason, when_text, (unsigned)((wall_ns % 1000000000ULL) / 1000),
-             e->tgid, comm, e->uid, e->family, src, e->sport, dst, e->dport);
+    snprintf(what, sizeof(what), "failed TCP connect: %s", reason);
+  len = snprintf(n.message, sizeof(n.message),
+                 "%s, at %s.%06uZ, pid %u (%s), uid %u, IPv%u %s port %u -> "
+                 "%s port %u",
+                 what, when_text, micros, e->tgid, comm, e->uid, e->family,
+                 src, e->sport, dst, e->dport);
+  /* Long IPv6 addresses and an escaped name can pass collectd's message
+   * size: say it was cut; the meta data holds every field whole. */
+  if (len >= (int)sizeof(n.message))
+    memcpy(n.message + sizeof(n.message) - sizeof(TCL_CUT_MARK), TCL_CUT_MARK,
+           sizeof(TCL_CUT_MARK));
 
-  plugin_notification_meta_add_double(&n, "time", (double)wall_ns / 1e9);
+  plugin_notification_meta_add_double(&n, "time",
+                                      (double)wall_ns / (double)TCL_NS_PER_SEC);
   plugin_notification_meta_add_unsigned_int(&n, "pid", e->tgid);
   plugin_notification_meta_add_string(&n, "comm", comm);
   plugin_notification_meta_add_unsigned_int(&n, "uid", e->uid);
@@ -148,7 +133,7 @@ static void tcl_notify_summary(uint64_t now)
 
 static int tcl_notify_ringbuf_cb(void *ctx, void *data, size_t size)
 {
-  uint64_t now = tcl_clock_ns(CLOCK_MONOTONIC);
+  uint64_t now = tcl_monotonic_ns();
 
   (void)ctx;
   if (size < sizeof(struct tcl_event))
@@ -175,10 +160,10 @@ static void *tcl_notify_thread(void *arg)
       n = ring_buffer__consume(tcl_rb);
     if (n < 0 && n != -EINTR) {
       ERROR("tcpconnlat plugin: reading connect events failed: %s",
-            strerror(-n));
+            STRERROR(-n));
       break;
     }
-    tcl_notify_summary(tcl_clock_ns(CLOCK_MONOTONIC));
+    tcl_notify_summary(tcl_monotonic_ns());
   }
   return NULL;
 }
@@ -195,7 +180,7 @@ int tcl_notify_start(const tcl_conf_t *conf, int ringbuf_fd)
   if (tcl_rb == NULL) {
     status = errno;
     ERROR("tcpconnlat plugin: cannot read the connect event ring buffer: %s",
-          strerror(status));
+          STRERROR(status));
     return status;
   }
   tcl_stop = false;
@@ -203,7 +188,7 @@ int tcl_notify_start(const tcl_conf_t *conf, int ringbuf_fd)
                                 "tcl notify");
   if (status != 0) {
     ERROR("tcpconnlat plugin: cannot start the notification thread: %s",
-          strerror(status));
+          STRERROR(status));
     ring_buffer__free(tcl_rb);
     tcl_rb = NULL;
     return status;

@@ -97,7 +97,7 @@ static int tcpconnlat_init(void)
   }
 
   if (conf.interfaces_num > 0) {
-    const char *names[TCL_MAX_INTERFACES];
+    const char *names[TCL_IFACE_MAX];
 
     for (size_t i = 0; i < conf.interfaces_num; i++)
       names[i] = conf.interfaces[i];
@@ -225,7 +225,7 @@ static int tcpconnlat_read(void)
   status = tcl_drain_stats(&tcl_drain, tcl_bpf.stats_fd, tcl_bpf.fixed_fd, &tcl_cur);
   if (status != 0) {
     ERROR("tcpconnlat plugin: reading the stats map failed: %s",
-          strerror(status));
+          STRERROR(status));
     return -1;
   }
   /* The rates cover the time since the previous read, not Interval: after
@@ -239,7 +239,7 @@ static int tcpconnlat_read(void)
     status = tcl_series_begin(&tcl_series, &conf, tcl_bpf.series_fd, &tcl_cur,
                               &tcl_delta);
   if (status != 0) {
-    ERROR("tcpconnlat plugin: %s", strerror(status));
+    ERROR("tcpconnlat plugin: %s", STRERROR(status));
     return -1;
   }
 

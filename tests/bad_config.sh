@@ -38,3 +38,20 @@ check_bad "MaxInflight 0" \
 	"tcpconnlat plugin: MaxInflight: expected a whole number from 1 to 16777216, got 0."
 check_bad 'ReportBuckets "maybe"' \
 	"tcpconnlat plugin: ReportBuckets: expected true or false."
+
+# RemotePort and IgnoreRemotePort share one kernel table of 128 ports (as do
+# LocalPort and IgnoreLocalPort): 128 distinct ports in all load and run,
+# the 129th is refused by name instead of failing the load.
+check_bad "RemotePort $(seq -s ' ' 1 100)
+IgnoreRemotePort $(seq -s ' ' 101 129)" \
+	"tcpconnlat plugin: IgnoreRemotePort: at most 128 distinct ports can be given in IgnoreRemotePort and RemotePort together (one kernel table holds both); port 129 would be one more."
+check_bad "IgnoreLocalPort $(seq -s ' ' 1000 1128)" \
+	"tcpconnlat plugin: IgnoreLocalPort: at most 128 distinct ports can be given in IgnoreLocalPort and LocalPort together (one kernel table holds both); port 1128 would be one more."
+collectd_start "RemotePort $(seq -s ' ' 1 100)
+IgnoreRemotePort $(seq -s ' ' 51 128)
+LocalPort $(seq -s ' ' 1000 1127)
+IgnoreLocalPort 1000" "LoadPlugin load"
+wait_rows tcpconnlat-self/gauge-series 2
+! grep -q "tcpconnlat plugin: not starting" "$TCL_WORK/collectd.log" || fail "128 distinct ports were refused"
+collectd_stop
+pass "128 distinct ports in RemotePort and IgnoreRemotePort (and in LocalPort and IgnoreLocalPort) load and run"

@@ -168,6 +168,64 @@ check_filter() { # NAME BLOCK WANT_TOTAL [raw]
 check_filter "Process A" "Process \"$A\"" 12 raw
 check_filter "Uid nobody" "Uid $NOBODY" 7
 check_filter "Cgroup A" "Cgroup \"/$CG_A\"" 12
+# Cgroup with collectd in a cgroup namespace, as in a container that mounts
+# cgroup2 itself: the mount's root is the namespace's root (CG_N), the
+# Cgroup path "/a" is below it, and the kernel counts levels from its own
+# root. A runs in CG_N/a, B outside the namespace's root.
+CG_N="tcl-bd-$$-n"
+mkdir -p "$CGROOT/$CG_N/a"
+tcl_on_cleanup 'rmdir "$CGROOT/$CG_N/a" "$CGROOT/$CG_N" 2>/dev/null'
+cat >"$TCL_WORK/in-cgns.sh" <<'EOS'
+#!/bin/sh
+# in-cgns.sh CGROUP MOUNTPOINT CMD...: CMD in a cgroup namespace rooted at
+# CGROUP, with a cgroup2 mount of its own at MOUNTPOINT in place of the
+# host's (a private mount namespace: nothing changes outside).
+echo $$ >"$1/cgroup.procs" || exit 1
+mnt=$2
+shift 2
+exec unshare --cgroup --mount --propagation private sh -c \
+	'umount "$1" && mount -t cgroup2 none "$1" && shift && exec "$@"' sh "$mnt" "$@"
+EOS
+collectd_stop
+rm -rf "$TCL_WORK/csv"
+collectd_start "$PROCS
+Cgroup \"/a\"" "" sh "$TCL_WORK/in-cgns.sh" "$CGROOT/$CG_N" "$CGROOT"
+wait_rows tcpconnlat-self/gauge-series 1
+note "phase: Cgroup inside a cgroup namespace"
+# collectd really is inside: its own cgroup2 mount has the namespace's root
+[[ $(readlink "/proc/$TCL_COLLECTD_PID/ns/cgroup") != "$(readlink /proc/self/ns/cgroup)" ]] ||
+	fail "collectd is not in a cgroup namespace of its own"
+mroot=$(awk -v m="$CGROOT" '{ for (i = 7; i <= NF && $i != "-"; i++); if ($5 == m && $(i + 1) == "cgroup2") r = $4 }
+	END { print r }' "/proc/$TCL_COLLECTD_PID/mountinfo")
+[[ "$mroot" == "/$CG_N" ]] || fail "collectd's cgroup2 mount has root $mroot, expected /$CG_N"
+run_as "$A" "$NS_A" "$CG_N/a" 0 127.0.0.1 $P1 7
+run_as "$A" "$NS_A" "$CG_N/a" 0 ::1 $P2 5
+run_as "$B" "$NS_B" "$CG_B" "$NOBODY" 127.0.0.1 $P2 4
+expect_established all 12
+settle
+[[ $(established all) -eq 12 ]] || fail "Cgroup in a cgroup namespace: all = $(established all), expected 12"
+pass "filter Cgroup \"/a\" from inside a cgroup namespace keeps exactly the 12 of /$CG_N/a"
+
+# The same with a cgroup2 mount of a sub-hierarchy in the initial cgroup
+# namespace (a bind mount of CG_N in place of the host's mount): its root,
+# "/CG_N" in mountinfo, is one level below the kernel's.
+collectd_stop
+rm -rf "$TCL_WORK/csv"
+collectd_start "$PROCS
+Cgroup \"/a\"" "" unshare --mount --propagation private sh -c \
+	'mount --bind "$1" "$2" && shift 2 && exec "$@"' sh "$CGROOT/$CG_N" "$CGROOT"
+wait_rows tcpconnlat-self/gauge-series 1
+note "phase: Cgroup under a mount of a sub-hierarchy"
+mroot=$(awk -v m="$CGROOT" '{ for (i = 7; i <= NF && $i != "-"; i++); if ($5 == m && $(i + 1) == "cgroup2") r = $4 }
+	END { print r }' "/proc/$TCL_COLLECTD_PID/mountinfo")
+[[ "$mroot" == "/$CG_N" ]] || fail "collectd's cgroup2 mount has root $mroot, expected /$CG_N"
+run_as "$A" "$NS_A" "$CG_N/a" 0 127.0.0.1 $P1 7
+run_as "$B" "$NS_B" "$CG_B" "$NOBODY" 127.0.0.1 $P2 4
+expect_established all 7
+settle
+[[ $(established all) -eq 7 ]] || fail "Cgroup under a sub-hierarchy mount: all = $(established all), expected 7"
+pass "filter Cgroup \"/a\" under a cgroup2 mount of /$CG_N keeps exactly the 7 of /$CG_N/a"
+
 check_filter "RemotePort" "RemotePort $P1" 10
 check_filter "IgnoreRemotePort" "IgnoreRemotePort $P1" 9
 check_filter "IncludeRemoteNetwork" 'RemoteNetwork "lo6" "::1/128"

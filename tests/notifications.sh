@@ -152,6 +152,27 @@ grep -q "failed TCP connect: refused, .* port [1-9][0-9]* -> $BED_SERVER_V4 port
 	fail "a refused notification lacks its addresses and ports"
 pass "failures notified with their reasons: refused 5, unreachable 3, timeout 2, aborted 4"
 
+# --- a hostile process name ----------------------------------------------------
+# Any local user can name a process so; raw, the newline would forge a line in
+# the log and a "Host:" header in what the exec plugin hands its programs. It
+# must arrive escaped as the process label is (README: Labels): the newline
+# "_0A", ":" "_3A", the space "_20", the byte 0xff (not UTF-8) "_FF".
+HOSTILE=$'x\nHost: forged\xff' # 15 bytes: the kernel keeps all of them
+ESCAPED=x_0AHost_3A_20forged_FF
+s=$(bed_connect "$BED_SERVER_V4" $CLOSED -n 1 --comm "$HOSTILE" 2>&1 >/dev/null | grep '^summary')
+[[ $s == *"refused=1 "* ]] || fail "hostile client: $s"
+wait_notes refused 6
+_comm_files() { (($(grep -l "^comm: $ESCAPED\$" "$NOTES"/n.* 2>/dev/null | wc -l) >= 1)); }
+if ! wait_until 10 "the hostile connect's notification through exec" _comm_files; then
+	grep -a -B2 -A2 'forged' "$TCL_WORK/collectd.log" "$NOTES"/n.* >&2 || true
+	fail "no notification carries comm $ESCAPED"
+fi
+! grep -aq '^Host: forged' "$TCL_WORK/collectd.log" || fail "the process name forged a line in collectd's log"
+! grep -aq '^Host: forged' "$NOTES"/n.* || fail "the process name forged a Host header for the exec plugin"
+grep -aq "failed TCP connect: refused, .*($ESCAPED), .* -> $BED_SERVER_V4 port $CLOSED\$" "$TCL_WORK/collectd.log" ||
+	fail "the refused notification's message does not name the process as $ESCAPED"
+pass "a hostile process name arrives escaped ($ESCAPED) in the message and the comm meta data, forging nothing"
+
 # --- a burst above the rate limit ----------------------------------------------
 collectd_stop
 rm -rf "$TCL_WORK/csv"

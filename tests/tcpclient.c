@@ -3,7 +3,8 @@
  *
  *   tcpclient listen  -a ADDR -p PORT [-b BACKLOG] [--fastopen]
  *   tcpclient connect -a ADDR -p PORT -n COUNT [-c CONCURRENCY] [-t TIMEOUT_MS]
- *                     [--abort-after-ms MS] [--hold-ms MS] [-q] [--fastopen]
+ *                     [--abort-after-ms MS] [--hold-ms MS] [--comm NAME] [-q]
+ *                     [--fastopen]
  *
  * listen:  binds ADDR:PORT (IPv4 or IPv6 by the syntax of ADDR; SO_REUSEADDR;
  *          IPV6_V6ONLY for IPv6), accepts and closes connections in a thread,
@@ -35,6 +36,9 @@
  *          and sends one byte: once the first connect has the server's
  *          cookie, that byte rides in the SYN. The time runs from connect()
  *          until the socket is established (polls writable).
+ *          --comm NAME renames the process (prctl PR_SET_NAME, the kernel
+ *          keeps 15 bytes) before the first connect, whatever bytes NAME
+ *          holds: the tests use it for hostile process names.
  *
  * Exit status: 0 when it ran (whatever the results), 1 on a setup error
  * (listen: bind/listen failed), 2 on usage errors.
@@ -57,6 +61,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -102,7 +107,7 @@ static void usage(FILE *f)
 		"usage: tcpclient listen  -a ADDR -p PORT [-b BACKLOG]\n"
 		"       tcpclient connect -a ADDR -p PORT -n COUNT [-c CONCURRENCY]\n"
 		"                         [-t TIMEOUT_MS] [--abort-after-ms MS]\n"
-		"                         [--hold-ms MS] [-q]\n"
+		"                         [--hold-ms MS] [--comm NAME] [-q]\n"
 		"       --fastopen with either: TCP Fast Open\n");
 }
 
@@ -582,15 +587,16 @@ static int do_connect(void)
 
 int main(int argc, char **argv)
 {
-	enum { OPT_ABORT = 1000, OPT_HOLD, OPT_FASTOPEN, OPT_HELP };
+	enum { OPT_ABORT = 1000, OPT_HOLD, OPT_FASTOPEN, OPT_COMM, OPT_HELP };
 	static const struct option longopts[] = {
 		{ "fastopen", no_argument, NULL, OPT_FASTOPEN },
 		{ "abort-after-ms", required_argument, NULL, OPT_ABORT },
 		{ "hold-ms", required_argument, NULL, OPT_HOLD },
+		{ "comm", required_argument, NULL, OPT_COMM },
 		{ "help", no_argument, NULL, OPT_HELP },
 		{ NULL, 0, NULL, 0 },
 	};
-	const char *mode, *addr = NULL, *port = NULL;
+	const char *mode, *addr = NULL, *port = NULL, *comm = NULL;
 	long backlog = SOMAXCONN, v;
 	int listen_mode, opt;
 
@@ -660,6 +666,11 @@ int main(int argc, char **argv)
 			listen_fastopen = listen_mode;
 			ccfg.fastopen = !listen_mode;
 			break;
+		case OPT_COMM:
+			if (listen_mode || optarg[0] == '\0')
+				goto bad;
+			comm = optarg;
+			break;
 		case 'q':
 			if (listen_mode)
 				goto bad;
@@ -687,6 +698,11 @@ int main(int argc, char **argv)
 		return 2;
 	if (sockaddr_port(&ccfg.addr) == 0)
 		goto bad;
+	/* before the threads start: they inherit the name */
+	if (comm != NULL && prctl(PR_SET_NAME, comm, 0, 0, 0) != 0) {
+		perror("tcpclient: prctl(PR_SET_NAME)");
+		return 1;
+	}
 	return do_connect();
 
 bad:

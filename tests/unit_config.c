@@ -5,10 +5,8 @@
 #include "plugin.h"
 
 #include "conf.h"
+#include "plugin_mock.h"
 #include "unit.h"
-
-extern char mock_last_log[1024];
-extern int mock_log_count;
 
 #define MAX_CHILDREN 16
 static oconfig_item_t children[MAX_CHILDREN];
@@ -441,9 +439,68 @@ static void test_interfaces(void)
   expect_error("interface timeout 0", "InterfaceTimeout", "whole number");
 }
 
+/* KEY with the ports FIRST..LAST as its values. */
+static oconfig_value_t port_values[4][2 * TCL_MAX_PORTS];
+static void ports(int list, const char *key, int first, int last)
+{
+  oconfig_item_t *ci = add(key);
+
+  ci->values = port_values[list];
+  for (int p = first; p <= last; p++)
+    num(ci, p);
+}
+
+/*
+ * RemotePort and IgnoreRemotePort fill one kernel table of TCL_MAX_PORTS
+ * entries (tcl_rports), LocalPort and IgnoreLocalPort another (tcl_lports):
+ * the limit is on distinct ports of both keys together.
+ */
+static void test_port_limits(void)
+{
+  static const char *const pairs[2][2] = {
+      {"RemotePort", "IgnoreRemotePort"}, {"LocalPort", "IgnoreLocalPort"}};
+  tcl_conf_t conf;
+
+  for (int k = 0; k < 2; k++) {
+    const char *inc = pairs[k][0], *ign = pairs[k][1];
+    size_t *inc_num = k ? &conf.lports_num : &conf.rports_num;
+    size_t *ign_num = k ? &conf.ignore_lports_num : &conf.ignore_rports_num;
+
+    /* 128 distinct: 100 + 78, 50 of them in both lists */
+    reset();
+    ports(0, inc, 1, 100);
+    ports(1, ign, 51, 128);
+    parse(&conf);
+    CHECK(conf.error[0] == '\0');
+    CHECK_EQ_U64(*inc_num, 100);
+    CHECK_EQ_U64(*ign_num, 78);
+
+    /* repeats within one key take no room */
+    reset();
+    ports(0, inc, 1, 128);
+    ports(1, inc, 1, 128);
+    parse(&conf);
+    CHECK(conf.error[0] == '\0');
+    CHECK_EQ_U64(*inc_num, 128);
+
+    /* 129 distinct: refused, naming the key, both keys and the limit */
+    reset();
+    ports(0, inc, 1, 100);
+    ports(1, ign, 101, 129);
+    expect_error("129 distinct ports", ign, "at most 128 distinct ports");
+    CHECK(strstr(mock_last_log, inc) != NULL);
+    CHECK(strstr(mock_last_log, "port 129 would be one more") != NULL);
+
+    reset();
+    ports(0, inc, 1, 129);
+    expect_error("129 ports in one key", inc, "at most 128 distinct ports");
+  }
+}
+
 int main(void)
 {
   RUN_TEST(test_interfaces);
+  RUN_TEST(test_port_limits);
   RUN_TEST(test_breakdowns_and_filters);
   RUN_TEST(test_breakdown_errors);
   RUN_TEST(test_parse_cidr);

@@ -188,16 +188,8 @@ static void test_instance_too_long(void)
   CHECK(only_safe(out));
   CHECK(strstr(out, "_hash-") != NULL);
   CHECK_EQ_U64(strlen(strstr(out, "_hash-")), 14);
-  /* no escape cut in half before the hash */
-  {
-    const char *h = strstr(out, "_hash-");
-    char back[256];
-    size_t m;
-    char head[128];
-    memcpy(head, out + 7, (size_t)(h - out) - 7); /* after "cgroup-" */
-    head[h - out - 7] = '\0';
-    CHECK(unescape(head, back, &m) == 0);
-  }
+  /* the cgroup label does not fit whole: only the uid before the hash */
+  CHECK(strncmp(out, "uid-0_hash-", 11) == 0);
   /* a different long path gives a different instance */
   longpath[900] = 'Z';
   tcl_labels_instance(&l, TCL_BY_CGROUP | TCL_BY_UID, &names, out2,
@@ -262,8 +254,60 @@ static void test_truncation_keeps_labels_whole(void)
   }
 }
 
+/* README: an instance too long for collectd keeps its start "cut after a
+ * whole label value": never part of a value, which would read back as
+ * another value (a shorter cgroup path). */
+static void test_truncation_cuts_after_whole_label(void)
+{
+  struct tcl_labels l = {.uid = 1000, .netns = 4026531840u};
+  char path[256], out[128], full[2048];
+  tcl_label_names_t names = {.cgroup_path = path};
+  uint32_t by = TCL_BY_PROCESS | TCL_BY_UID | TCL_BY_CGROUP | TCL_BY_NETNS;
+  const char *h;
+
+  memcpy(l.comm, "curl", 4);
+  /* the cgroup does not fit: the labels before it stay, then the hash */
+  memset(path, 'a', 150);
+  path[150] = '\0';
+  tcl_labels_instance(&l, by, &names, out, sizeof(out));
+  h = strstr(out, "_hash-");
+  CHECK(h != NULL && strlen(h) == 14);
+  CHECK(h != NULL && (size_t)(h - out) == strlen("process-curl_uid-1000") &&
+        strncmp(out, "process-curl_uid-1000_hash-", 27) == 0);
+
+  /* it fits, the netns after it does not: the whole cgroup stays (29 bytes
+   * before the path, 17 of netns, 14 of hash, 127 at most) */
+  memset(path, 'a', 82);
+  path[82] = '\0';
+  tcl_labels_instance(&l, by, &names, out, sizeof(out));
+  tcl_labels_instance(&l, by, &names, full, sizeof(full));
+  h = strstr(out, "_hash-");
+  CHECK(h != NULL && strlen(h) == 14);
+  CHECK(h != NULL && strncmp(full, out, (size_t)(h - out)) == 0 &&
+        strncmp(full + (h - out), "_netns-", 7) == 0);
+
+  /* every length around the limit: what stays before the hash is the
+   * complete encoding up to the end of a label */
+  for (size_t len = 60; len < 140; len++) {
+    for (size_t i = 0; i < len; i++)
+      path[i] = (i % 9 == 4) ? '.' : 'a' + (char)(i % 5);
+    path[len] = '\0';
+    tcl_labels_instance(&l, by, &names, out, sizeof(out));
+    tcl_labels_instance(&l, by, &names, full, sizeof(full));
+    h = strstr(out, "_hash-");
+    if (h == NULL) {
+      CHECK(strcmp(out, full) == 0);
+      continue;
+    }
+    CHECK(strncmp(full, out, (size_t)(h - out)) == 0);
+    CHECK(full[h - out] == '_' && full[h - out + 1] >= 'a' &&
+          full[h - out + 1] <= 'z');
+  }
+}
+
 int main(void)
 {
+  RUN_TEST(test_truncation_cuts_after_whole_label);
   RUN_TEST(test_truncation_keeps_labels_whole);
   RUN_TEST(test_escape_hostile);
   RUN_TEST(test_escape_truncates_whole);

@@ -278,7 +278,7 @@ traffic() { # N_A N_B
 # ---------------------------------------------------------------- checks
 
 steal_note() {
-	echo "host CPU steal during the test: $(($(awk '$1 == "cpu" { print $9 }' /proc/stat) - STEAL0)) ticks"
+	tcl_steal_note
 }
 
 # The configured bucket (lo, hi] holding X seconds.

@@ -108,7 +108,7 @@ check_note() { # FILE
 	arrival=$(head -n 1 "$f")
 	when=$(grep -o 'at [0-9T:.-]*Z' "$f" | head -n 1 | cut -c4- | tr 'T' ' ' | tr -d Z)
 	awk -v a="$arrival" -v w="$(date -u -d "$when" +%s.%N)" 'BEGIN { exit !(a - w < 0.5 && a - w > -0.5) }' ||
-		fail "notification arrived $(awk -v a="$arrival" -v w="$(date -u -d "$when" +%s.%N)" 'BEGIN{print a-w}') s after the connect"
+		fail "notification arrived $(awk -v a="$arrival" -v w="$(date -u -d "$when" +%s.%N)" 'BEGIN{print a-w}') s after the connect; $(tcl_steal_note)"
 }
 checked=0
 for f in $(grep -l "^TypeInstance: slow" "$NOTES"/n.*); do

@@ -39,6 +39,9 @@ note() { echo "# $*"; }
 pass() { echo "ok: $*"; }
 fail() {
 	echo "FAIL: $*" >&2
+	# every failure says whether the host stole CPU meanwhile: a timing
+	# check that failed then may be noise rather than a defect
+	[[ -n "${TCL_STEAL0:-}" ]] && echo "# $(tcl_steal_note)" >&2
 	_TCL_FAILED=1
 	if [[ -n "$TCL_WORK" && -f "$TCL_WORK/collectd.log" ]]; then
 		echo "--- collectd.log (last 30 lines) ---" >&2
@@ -115,6 +118,7 @@ _tcl_on_exit() {
 }
 
 tcl_init() {
+	TCL_STEAL0=$(tcl_steal_jiffies)
 	TCL_WORK=$(mktemp -d "${TMPDIR:-/tmp}/tcpconnlat-test.XXXXXX")
 	chmod 755 "$TCL_WORK"
 	if [[ "${_BED_ACTIVE:-0}" -eq 1 ]] && declare -F bed_on_destroy >/dev/null; then
@@ -280,6 +284,14 @@ wait_rows() {
 	wait_until "${3:-15}" "$2 rows of $1" _tcl_rows_at_least "$1" "$2"
 }
 _tcl_rows_at_least() { (($(csv_rows "$1") >= $2)); }
+
+# CPU the hypervisor stole since tcl_init (jiffies of the "cpu" line of
+# /proc/stat): a timing failure says it, so that noise can be told from a
+# defect.
+tcl_steal_jiffies() { awk '$1 == "cpu" { print $9 }' /proc/stat; }
+tcl_steal_note() {
+	echo "host CPU steal since the test began: $(($(tcl_steal_jiffies) - ${TCL_STEAL0:-0})) jiffies; load $(cut -d' ' -f1-3 /proc/loadavg)"
+}
 
 # Wait until a counter's last value equals WANT.
 wait_value() {

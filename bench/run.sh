@@ -264,16 +264,19 @@ bench_bpf_window() {
 	connects=$(kv connects "$out")
 	awk -v cfg="$config" -v fam="$family" -v n="$connects" \
 		-v tp="$PLUGIN_TP" -v so="$PLUGIN_SO" -v etp="$EMPTY_TP" -v eso="$EMPTY_SO" \
-		-v all="$PLUGIN_ALL" '
+		-v all="$PLUGIN_ALL" -v hasso="$PLUGIN_HAS_SO" '
 		FNR == NR {c0[$1] = $3; t0[$1] = $4; next}
 		{c[$1] = $3 - c0[$1]; t[$1] = $4 - t0[$1]}
 		END {
 			# field 12: the time of every program the plugin loaded
-			# (the retransmit hooks too), for the marginal cost
+			# (the retransmit hooks too); field 13: the empty programs
+			# on the hooks the plugin uses (no sock_ops one when the
+			# plugin has none), the floor its marginal cost is over
 			k = split(all, ids, " ")
 			for (i = 1; i <= k; i++) sum += t[ids[i]]
-			printf "%s %s %d %d %d %d %d %d %d %d %d %d\n", cfg, fam, n,
-				c[tp], t[tp], c[etp], t[etp], c[so], t[so], c[eso], t[eso], sum
+			printf "%s %s %d %d %d %d %d %d %d %d %d %d %d\n", cfg, fam, n,
+				c[tp], t[tp], c[etp], t[etp], c[so], t[so], c[eso], t[eso], sum,
+				t[etp] + (hasso ? t[eso] : 0)
 		}' <(echo "$before") <(echo "$after") >>"$TCL_WORK/bpf.rows"
 }
 
@@ -286,7 +289,8 @@ ${BENCH_BPF_EXTRA:-}"
 	PLUGIN_TP=$(awk '$2 ~ /^tcl_(tp_btf|tracepoint)$/ {print $1}' <<<"$progs")
 	PLUGIN_SO=$(awk '$2 == "tcl_sockops" {print $1}' <<<"$progs")
 	[[ -n "$PLUGIN_TP" ]] || fail "no tracepoint program of the plugin found"
-	[[ -n "$PLUGIN_SO" ]] || PLUGIN_SO=$PLUGIN_TP # Inbound false: none
+	PLUGIN_HAS_SO=1
+	[[ -n "$PLUGIN_SO" ]] || { PLUGIN_SO=$PLUGIN_TP; PLUGIN_HAS_SO=0; } # no request counting
 	PLUGIN_ALL=$(awk '$2 ~ /^tcl_/ {print $1}' <<<"$progs" | tr '\n' ' ')
 	for ((rep = 0; rep < BPF_REPS; rep++)); do
 		for fam in 4 6; do
@@ -333,7 +337,7 @@ MaxSeries 1024}"
 				tp = $4 ? $5 / $4 : 0; etp = $6 ? $7 / $6 : 0
 				so = $8 ? $9 / $8 : 0; eso = $10 ? $11 / $10 : 0
 				pc = $12 / $3
-				ec = ($7 + $11) / $3
+				ec = $13 / $3
 				print tp, etp, tp / etp, $4 / $3, so, eso, (eso ? so / eso : 0), $8 / $3, pc, ec, pc / ec, pc - ec
 			}' <<<"$rows" >"$TCL_WORK/bpf.$config.$fam"
 			local cols=() i

@@ -104,15 +104,21 @@ kapt_setup() {
 	for s in "debian bullseye" "debian-security bullseye-security" "debian bookworm" \
 		"debian bookworm-updates" "debian-security bookworm-security" "debian trixie" \
 		"debian-security trixie-security"; do
+		# shellcheck disable=SC2086 # two words: the archive path and the suite
 		set -- $s
 		echo "deb [arch=amd64,arm64 signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] http://deb.debian.org/$1 $2 main" >>"$KAPT/sources.list.new"
 	done
 	mv "$KAPT/sources.list.new" "$KAPT/sources.list"
 }
 KAPT_UPDATED=
-kapt_update() {
+kapt_update() { # [force]
 	[[ -n "$KAPT_UPDATED" ]] && return 0
 	kapt_setup
+	# Lists younger than a day are good enough to pick a kernel, unless
+	# KERNELS_REFRESH asks for newer packages or they knew no candidate.
+	if [[ -z "${1:-}" && -z "${KERNELS_REFRESH:-}" && -n "$(find "$KAPT/lists" -maxdepth 1 -name '*_Packages*' -mmin -1440 2>/dev/null | head -n 1)" ]]; then
+		return 0
+	fi
 	say "updating the kernel package lists (bullseye, bookworm, trixie; amd64, arm64)"
 	# shellcheck disable=SC2046
 	if ! apt-get -q $(kapt_opts) update >"$KDIR/logs/apt-update.log" 2>&1 ||
@@ -179,14 +185,22 @@ resolve() {
 		return 1
 	}
 	: >"$log"
+	if [[ -z "$(candidates "$regex")" ]]; then
+		kapt_update force || {
+			RESOLVE_ERR="the kernel package lists could not be updated (see $KDIR/logs/apt-update.log)"
+			return 1
+		}
+	fi
 	while read -r pkg ver; do
 		[[ -n "$pkg" ]] || continue
 		tried+=("$pkg=$ver")
 		# shellcheck disable=SC2046
 		if (cd "$KDIR/debs/kernel" && apt-get -q $(kapt_opts) download "$pkg=$ver") >>"$log" 2>&1; then
-			deb=$(ls -1t "$KDIR/debs/kernel/${pkg}_"*.deb 2>/dev/null | head -n 1)
+			# apt names a foreign architecture's package "name:arm64"; its
+			# file is name_version_arm64.deb, an epoch's colon as %3a.
+			deb=$(ls -1t "$KDIR/debs/kernel/${pkg%%:*}_${ver//:/%3a}_"*.deb 2>/dev/null | head -n 1)
 			if [[ -n "$deb" ]]; then
-				KPKG=$pkg KVER=$ver KDEB=$deb
+				KPKG=${pkg%%:*} KVER=$ver KDEB=$deb
 				echo "$KPKG $KVER $KDEB" >"$rec"
 				return 0
 			fi
@@ -212,7 +226,9 @@ unpack_kernel() {
 		dpkg-deb -x "$KDEB" "$KX" || return 1
 		touch "$KX/.unpacked"
 	fi
-	KREL=$(ls -1 "$KX/lib/modules" | head -n 1)
+	# Debian 13 ships modules under /usr/lib/modules, older ones /lib/modules.
+	KMODS=$(ls -1d "$KX"/lib/modules/* "$KX"/usr/lib/modules/* 2>/dev/null | head -n 1)
+	KREL=${KMODS##*/}
 	KIMAGE=$KX/boot/vmlinuz-$KREL
 	[[ -n "$KREL" && -f "$KIMAGE" ]]
 }
@@ -243,7 +259,7 @@ modules_cpio() {
 		m=$(basename "$f")
 		m=${m%%.ko*}
 		_KO[${m//-/_}]=$f
-	done < <(find "$KX/lib/modules/$KREL" -name '*.ko*')
+	done < <(find "$KMODS" -name '*.ko*')
 	for m in "${GUEST_MODULES[@]}"; do
 		_add_module "$m" "$stage" || return 1
 	done
@@ -258,7 +274,7 @@ _add_module() { # NAME STAGE
 	_SEEN[$m]=1
 	src=${_KO[$m]:-}
 	if [[ -z "$src" ]]; then
-		if grep -qE "/${m//_/[-_]}\.ko(\..*)?\$" "$KX/lib/modules/$KREL/modules.builtin" 2>/dev/null; then
+		if grep -qE "/${m//_/[-_]}\.ko(\..*)?\$" "$KMODS/modules.builtin" 2>/dev/null; then
 			_MODNOTES+=("$m built in")
 		else
 			_MODNOTES+=("$m not available in $KREL")
@@ -294,7 +310,8 @@ find_lib() {
 # rootfs ARCH: Debian 12 packages of ARCH unpacked into a tree and packed
 # into ROOTCPIO (cached; rebuilt when the package list changes).
 rootfs() {
-	local arch=$1 dir=$KDIR/rootfs-$arch tree key missing=() f lib seen todo
+	local arch=$1
+	local dir=$KDIR/rootfs-$arch tree key missing=() f lib todo d
 	tree=$dir/tree
 	ROOTCPIO=$dir/base.cpio
 	key="${GUEST_PKGS[*]} | ${GUEST_BINS[*]}"
@@ -383,7 +400,8 @@ plugin_build() { # ARCH -> sets PBUILD
 
 # overlay ARCH: /init, the suite and the plugin (rebuilt every run).
 overlay_cpio() {
-	local arch=$1 o=$KDIR/run/overlay-$arch
+	local arch=$1
+	local o=$KDIR/run/overlay-$arch
 	OVERCPIO=$KDIR/run/overlay-$arch.cpio
 	rm -rf "$o"
 	mkdir -p "$o/opt/tcl/lib" "$o/opt/tcl/plugin" "$o/opt/tcl/bin" "$o/opt/tcl/bpf"
@@ -447,7 +465,7 @@ judge() {
 			pass) st=proven ;;
 			limit)
 				if [[ -n "$min" ]] && version_lt "$kver" "$min"; then
-					st=limit detail="$detail (documented: $c needs $min, tests/kernels/minimums)"
+					st=limit detail="$detail (older than the documented minimum, $min)"
 				else
 					st=fail detail="refused on $kver, which the README supports (minimum ${min:-none}): $detail"
 				fi
@@ -522,7 +540,9 @@ for token in $KERNELS; do
 		failed=$((failed + 1))
 	fi
 	lim=$(awk -F'\t' '$7 == "limit"' "$KDIR/results/$token.tsv" | wc -l)
-	summary+=("$st $token ($KREL, $arch)$( ((lim)) && echo ": $lim checks refused by a documented kernel limit")")
+	note=
+	((lim == 0)) || note=": $lim checks refused by a documented kernel limit"
+	summary+=("$st $token ($KREL, $arch)$note")
 done
 
 "$here/table.sh" "$KDIR" >"$KDIR/matrix.md" 2>/dev/null || true

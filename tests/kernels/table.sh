@@ -31,8 +31,8 @@ declare -A TITLE=(
 	[passive]="passive (veth)" [leastpriv]="CAP_BPF+CAP_PERFMON" [tracepoint]="classic tracepoint")
 
 render() {
-	local f kernel cell c n=0 st detail mode key
-	declare -A NOTE_OF=() CELL=() MIN_PROVEN=()
+	local f kernel cell c n=0 st detail mode key kv min
+	declare -A NOTE_OF=() MIN_PROVEN=()
 	local notes=() rows=()
 	# one row per kernel, oldest kernel first, amd64 before arm64
 	mapfile -t rows < <(for f in "${files[@]}"; do
@@ -45,7 +45,7 @@ render() {
 	printf '\n'
 	for kernel in "${rows[@]}"; do
 		f=${kernel##*$'\t'}
-		IFS=$'\t' read -r _ pkg ver uname arch _ _ _ when <"$f"
+		IFS=$'\t' read -r _ pkg ver uname arch _ <"$f"
 		printf '| %s | %s | %s %s |' "$uname" "$arch" "$pkg" "$ver"
 		for c in "${CHECKS[@]}"; do
 			IFS=$'\t' read -r st detail < <(awk -F'\t' -v c="$c" '$6 == c { print $7 "\t" $8 }' "$f")
@@ -67,7 +67,7 @@ render() {
 				if [[ -z "${NOTE_OF[$key]:-}" ]]; then
 					n=$((n + 1))
 					NOTE_OF[$key]=$n
-					notes+=("$n. $uname: $key")
+					notes+=("$n. $key")
 				fi
 				if [[ $st == limit ]]; then cell="limit [${NOTE_OF[$key]}]"; else cell="**FAIL** [${NOTE_OF[$key]}]"; fi
 				;;
@@ -77,11 +77,13 @@ render() {
 		done
 		printf '\n'
 	done
-	printf '\nMinimum kernel per check: documented (tests/kernels/minimums) / lowest proven above:'
+	printf '\n| Check | Documented minimum | Oldest kernel proven above |\n| --- | --- | --- |\n'
 	for c in "${CHECKS[@]}"; do
-		printf ' %s %s/%s;' "${TITLE[$c]}" "$(awk -v c="$c" '$1 == c { print $2 }' "$here/minimums")" "${MIN_PROVEN[$c]:-none}"
-	done | sed 's/;$/./'
-	printf '\n\n'
+		min=$(awk -v c="$c" '$1 == c { print $2 }' "$here/minimums")
+		[[ $min == 0 ]] && min=any
+		printf '| %s | %s | %s |\n' "${TITLE[$c]}" "${min:-?}" "${MIN_PROVEN[$c]:-none}"
+	done
+	printf '\n'
 	((${#notes[@]})) && printf '%s\n' "${notes[@]}"
 	printf '\nFrom %s.\n' "$(awk -F'\t' '{ print $9 }' "${files[@]}" | sort -u | paste -sd',' - | sed 's/,/, /g')"
 }
@@ -90,8 +92,10 @@ if [[ -z "$readme" ]]; then
 	render
 	exit 0
 fi
-grep -q '^<!-- kernel-matrix:begin -->$' "$readme" && grep -q '^<!-- kernel-matrix:end -->$' "$readme" ||
-	{ echo "table.sh: $readme has no kernel-matrix markers" >&2; exit 1; }
+if ! grep -q '^<!-- kernel-matrix:begin -->$' "$readme" || ! grep -q '^<!-- kernel-matrix:end -->$' "$readme"; then
+	echo "table.sh: $readme has no kernel-matrix markers" >&2
+	exit 1
+fi
 table=$(render)
 T="$table" awk '
 	/^<!-- kernel-matrix:begin -->$/ { print; print ""; print ENVIRON["T"]; print ""; skip = 1; next }

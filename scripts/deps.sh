@@ -3,6 +3,7 @@
 #   scripts/deps.sh build   the toolchain and libraries to build the plugin
 #   scripts/deps.sh demo    build + collectd and the write_log writer
 #   scripts/deps.sh test    build + everything the test suite runs
+#   scripts/deps.sh kernels test + QEMU and what `make check-kernels` needs
 set -euo pipefail
 
 what=${1:-build}
@@ -18,13 +19,18 @@ test=(iproute2 iptables util-linux procps libnetfilter-queue-dev
 	gcc-aarch64-linux-gnu libc6-dev-arm64-cross pkgconf:arm64
 	libbpf-dev:arm64 libelf-dev:arm64 zlib1g-dev:arm64
 	valgrind libclang-rt-14-dev)
+# make check-kernels: TCG guests of both architectures; the guests' root file
+# systems and kernels are Debian packages it downloads itself.
+kernels=(qemu-system-x86 qemu-system-arm cpio xz-utils zstd binutils file
+	debian-archive-keyring)
 
 case $what in
 build) pkgs=("${build[@]}") ;;
 demo) pkgs=("${build[@]}" "${demo[@]}") ;;
 test) pkgs=("${build[@]}" "${test[@]}") ;;
+kernels) pkgs=("${build[@]}" "${test[@]}" "${kernels[@]}") ;;
 *)
-	echo "usage: $0 build|demo|test" >&2
+	echo "usage: $0 build|demo|test|kernels" >&2
 	exit 2
 	;;
 esac
@@ -35,9 +41,10 @@ if [[ $(id -u) -ne 0 ]]; then
 fi
 export DEBIAN_FRONTEND=noninteractive
 # The cross-build test (tests/cross_build.sh) needs arm64 libraries from
-# Debian's multiarch archive: arm64 must be a foreign architecture before
-# apt-get update fetches the package lists.
-if [[ $what == test ]] && ! dpkg --print-foreign-architectures | grep -qx arm64; then
+# Debian's multiarch archive (and make check-kernels the arm64 guest's
+# packages): arm64 must be a foreign architecture before apt-get update
+# fetches the package lists.
+if [[ $what == test || $what == kernels ]] && ! dpkg --print-foreign-architectures | grep -qx arm64; then
 	dpkg --add-architecture arm64
 fi
 apt-get update -qq

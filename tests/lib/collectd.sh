@@ -14,6 +14,10 @@
 #   csv_rows NAME                 number of rows written so far
 #   wait_until SECONDS DESC CMD...   poll CMD until true or fail the test
 #   fail MSG / pass MSG / note MSG
+#   tcl_steal_mark / tcl_steal_since
+#                                 CPU the hypervisor took from this VM since
+#                                 the mark (steal in /proc/stat), as a phrase
+#                                 for the message of a timing failure
 #
 # Environment from `make check`: TCL_PLUGIN_DIR (the built tcpconnlat.so),
 # TCL_TEST_BIN (test helpers), TCL_SRCDIR.
@@ -127,6 +131,21 @@ tcl_init() {
 }
 
 _tcl_now_ms() { date +%s%3N; }
+
+# A timing failure says whether the host took the CPU away meanwhile: steal
+# time of all CPUs (the 8th value of /proc/stat's "cpu" line), in ms.
+_tcl_steal_ms() {
+	awk -v hz="$(getconf CLK_TCK)" '$1 == "cpu" { printf "%d\n", $9 * 1000 / hz; exit }' /proc/stat
+}
+tcl_steal_mark() { _TCL_STEAL0=$(_tcl_steal_ms); }
+tcl_steal_since() {
+	local d=$(($(_tcl_steal_ms) - ${_TCL_STEAL0:-0}))
+	if ((d > 0)); then
+		echo "the host stole $d ms of CPU meanwhile (steal, /proc/stat)"
+	else
+		echo "no CPU stolen meanwhile (steal, /proc/stat)"
+	fi
+}
 
 # A private network namespace with loopback up, removed on exit; its name
 # goes to TCL_NS. Tests run collectd inside it with OwnNetnsOnly true, so that

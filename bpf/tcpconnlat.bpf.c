@@ -519,6 +519,20 @@ static __always_inline void tcl_sock_tuple(const struct sock *sk,
 /* ------------------------------------------------------------------------
  * Retransmitted handshakes: the first SYN's (SYN-ACK's) time */
 
+/* LocalPort / IgnoreLocalPort */
+static __always_inline bool tcl_lport_wanted(__u16 lport)
+{
+  if (tcl_filter_lport || tcl_ignore_lport) {
+    __u8 *flags = bpf_map_lookup_elem(&tcl_lports, &lport);
+    __u8 f = flags ? *flags : 0;
+    if (tcl_filter_lport && !(f & TCL_MATCH_INCLUDE))
+      return false;
+    if (tcl_ignore_lport && (f & TCL_MATCH_IGNORE))
+      return false;
+  }
+  return true;
+}
+
 /* tcp_usec_ts (Linux 6.7): TCP timestamps, and so retrans_stamp, in us. */
 static __noinline bool tcl_usec_ts(const struct tcp_sock *tp)
 {
@@ -537,6 +551,10 @@ static __always_inline void tcl_syn_retransmitted(const struct sock *sk)
 
   if (BPF_CORE_READ(sk, __sk_common.skc_state) != TCL_TCP_SYN_SENT)
     return;
+  /* Its outcome is not ours to take either: the entry would stay until
+   * evicted, in the place of one of ours. */
+  if (tcl_foreign_netns(sk, false))
+    return;
   stamp = BPF_CORE_READ(tp, retrans_stamp);
   if (bpf_core_field_exists(tp->tcp_usec_ts) && tcl_usec_ts(tp))
     unit = TCL_NS_PER_US;
@@ -552,13 +570,19 @@ static __always_inline void tcl_syn_retransmitted(const struct sock *sk)
 }
 
 /* tcp:tcp_retransmit_synack: the request's snt_synack is its first
- * SYN-ACK's time (us); the child socket will not have it. */
-static __always_inline void tcl_synack_retransmitted(const void *req)
+ * SYN-ACK's time (us); the child socket will not have it. Only for the
+ * handshakes tcl_accept_end() takes it back from: the others' entries would
+ * stay until evicted, in the place of ours. */
+static __always_inline void tcl_synack_retransmitted(const struct sock *listener,
+                                                     const void *req)
 {
   const struct tcp_request_sock *treq = req;
   struct tcl_first_syn v = {};
   struct tcl_tuple key = {};
 
+  if (tcl_foreign_netns(listener, false) ||
+      !tcl_lport_wanted(BPF_CORE_READ(treq, req.req.__req_common.skc_num)))
+    return;
   v.first_ns = BPF_CORE_READ(treq, snt_synack) * TCL_NS_PER_US +
                (TCL_NS_PER_US - 1);
   v.isn = BPF_CORE_READ(treq, snt_isn);
@@ -893,7 +917,7 @@ static __always_inline void tcl_connect_end(const struct sock *sk, __u64 key,
 
   tcl_read_labels(sk, &st, &who, btf);
   if (!tcl_wanted(sk, &who, st.tgid)) {
-    if (t.total_retrans && newstate == TCL_TCP_CLOSE)
+    if (t.total_retrans) /* a completed one's too: nothing else takes it */
       tcl_first_syn_take(sk, t.snd_una, btf);
     tcl_count_filtered();
     return;
@@ -921,20 +945,6 @@ static __always_inline void tcl_connect_end(const struct sock *sk, __u64 key,
   } else if (tcl_notify_failures) {
     tcl_emit(sk, &st, &who, 0, (__u8)(slot - TCL_SLOT_FAILURE_BASE), btf);
   }
-}
-
-/* LocalPort / IgnoreLocalPort */
-static __always_inline bool tcl_lport_wanted(__u16 lport)
-{
-  if (tcl_filter_lport || tcl_ignore_lport) {
-    __u8 *flags = bpf_map_lookup_elem(&tcl_lports, &lport);
-    __u8 f = flags ? *flags : 0;
-    if (tcl_filter_lport && !(f & TCL_MATCH_INCLUDE))
-      return false;
-    if (tcl_ignore_lport && (f & TCL_MATCH_IGNORE))
-      return false;
-  }
-  return true;
 }
 
 /* An inbound series: one host-wide, or one per listening port. */
@@ -1035,14 +1045,14 @@ SEC("tp_btf/tcp_retransmit_synack")
 int BPF_PROG(tcl_retransmit_synack_btf, const struct sock *sk,
              const struct request_sock *req)
 {
-  tcl_synack_retransmitted(req);
+  tcl_synack_retransmitted(sk, req);
   return 0;
 }
 
 SEC("tracepoint/tcp/tcp_retransmit_synack")
 int tcl_retransmit_synack_tp(struct tcl_tp_retransmit_synack *ctx)
 {
-  tcl_synack_retransmitted(ctx->req);
+  tcl_synack_retransmitted((const struct sock *)ctx->skaddr, ctx->req);
   return 0;
 }
 

@@ -64,7 +64,6 @@ P_A=5002 P_B=5003
 DELAY_A=20 DELAY_B=60 # ms
 PROM=http://127.0.0.1:9090
 GRAPHITE=http://127.0.0.1:8080
-STEAL0=$(awk '$1 == "cpu" { print $9 }' /proc/stat)
 
 # ---------------------------------------------------------------- README
 

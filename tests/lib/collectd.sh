@@ -16,6 +16,10 @@
 #                                 row SKIP (rate x time since the previous row)
 #   wait_until SECONDS DESC CMD...   poll CMD until true or fail the test
 #   fail MSG / pass MSG / note MSG
+#   tcl_steal_mark / tcl_steal_since
+#                                 CPU the hypervisor took from this VM since
+#                                 the mark (steal in /proc/stat), as a phrase
+#                                 for the message of a timing failure
 #
 # Environment from `make check`: TCL_PLUGIN_DIR (the built tcpconnlat.so),
 # TCL_TEST_BIN (test helpers), TCL_SRCDIR.
@@ -41,7 +45,7 @@ fail() {
 	echo "FAIL: $*" >&2
 	# every failure says whether the host stole CPU meanwhile: a timing
 	# check that failed then may be noise rather than a defect
-	[[ -n "${TCL_STEAL0:-}" ]] && echo "# $(tcl_steal_note)" >&2
+	[[ -n "${_TCL_STEAL0:-}" ]] && echo "# $(tcl_steal_note)" >&2
 	_TCL_FAILED=1
 	if [[ -n "$TCL_WORK" && -f "$TCL_WORK/collectd.log" ]]; then
 		echo "--- collectd.log (last 30 lines) ---" >&2
@@ -118,7 +122,7 @@ _tcl_on_exit() {
 }
 
 tcl_init() {
-	TCL_STEAL0=$(tcl_steal_jiffies)
+	tcl_steal_mark
 	TCL_WORK=$(mktemp -d "${TMPDIR:-/tmp}/tcpconnlat-test.XXXXXX")
 	chmod 755 "$TCL_WORK"
 	if [[ "${_BED_ACTIVE:-0}" -eq 1 ]] && declare -F bed_on_destroy >/dev/null; then
@@ -133,6 +137,21 @@ tcl_init() {
 }
 
 _tcl_now_ms() { date +%s%3N; }
+
+# A timing failure says whether the host took the CPU away meanwhile: steal
+# time of all CPUs (the 8th value of /proc/stat's "cpu" line), in ms.
+_tcl_steal_ms() {
+	awk -v hz="$(getconf CLK_TCK)" '$1 == "cpu" { printf "%d\n", $9 * 1000 / hz; exit }' /proc/stat
+}
+tcl_steal_mark() { _TCL_STEAL0=$(_tcl_steal_ms); }
+tcl_steal_since() {
+	local d=$(($(_tcl_steal_ms) - ${_TCL_STEAL0:-0}))
+	if ((d > 0)); then
+		echo "the host stole $d ms of CPU meanwhile (steal, /proc/stat)"
+	else
+		echo "no CPU stolen meanwhile (steal, /proc/stat)"
+	fi
+}
 
 # A private network namespace with loopback up, removed on exit; its name
 # goes to TCL_NS. Tests run collectd inside it with OwnNetnsOnly true, so that
@@ -285,12 +304,10 @@ wait_rows() {
 }
 _tcl_rows_at_least() { (($(csv_rows "$1") >= $2)); }
 
-# CPU the hypervisor stole since tcl_init (jiffies of the "cpu" line of
-# /proc/stat): a timing failure says it, so that noise can be told from a
-# defect.
-tcl_steal_jiffies() { awk '$1 == "cpu" { print $9 }' /proc/stat; }
+# Every failure says it (fail above): steal since the last mark (tcl_init
+# sets one), and the load.
 tcl_steal_note() {
-	echo "host CPU steal since the test began: $(($(tcl_steal_jiffies) - ${TCL_STEAL0:-0})) jiffies; load $(cut -d' ' -f1-3 /proc/loadavg)"
+	echo "$(tcl_steal_since); load $(cut -d' ' -f1-3 /proc/loadavg)"
 }
 
 # Wait until a counter's last value equals WANT.

@@ -391,6 +391,7 @@ tcl_sanitizer_env() {
 	if [[ -n "$san_rt" ]]; then
 		SAN_ENV=(env "LD_PRELOAD=$san_rt"
 			"ASAN_OPTIONS=detect_leaks=1:log_path=$TCL_WORK/asan"
+			"LSAN_OPTIONS=use_tls=0:print_suppressions=0:suppressions=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)/lsan.supp"
 			"UBSAN_OPTIONS=print_stacktrace=1:log_path=$TCL_WORK/ubsan")
 		note "the plugin is built with sanitizers: collectd runs with $san_rt preloaded"
 	fi

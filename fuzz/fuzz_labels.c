@@ -171,7 +171,7 @@ static size_t reference_pairs(const struct tcl_labels *l, uint32_t by,
     }
   }
   if (by & TCL_BY_NETNS)
-    PAIR("netns", "%u", (unsigned)l->netns);
+    PAIR("netns", "%llu", (unsigned long long)l->netns); /* a cookie: 64 bits */
   if (by & TCL_BY_FAMILY)
     PAIR("family", "%s", l->family == 6 ? "ipv6" : "ipv4");
   if (by & TCL_BY_REMOTE_NETWORK)

@@ -367,13 +367,18 @@ pass "Graphite: percentiles finite where connects happened, empty slots elsewher
 # collectd's reads: the plugin divides each count by the time between its two
 # reads (about Interval; the first read comes moments after the baseline
 # taken at init, so it has a span of its own), and whisper keeps only whole
-# seconds, so that time cannot be read back exactly (2 % + 1 connect).
+# seconds, so that time cannot be read back: with a 1 s Interval one read
+# 100 ms late moves its interval's figure by 10 %. So this is a bound on
+# gross errors (a rate over the wrong span, lost or doubled intervals),
+# 20 % + 2 connects; the exact check of rate x real span is InfluxDB's below,
+# which keeps each value's own time, and exact counts come from the
+# cumulative buckets (tests/fleet_quantiles.sh).
 collisions=$(sed -n 's/.*collisions=\([0-9]*\).*/\1/p' <<<"$summary")
 est_first=$(awk -v m="$ALL.total_connections-established" '$1 == m { printf "%.0f", $2; exit }' "$TCL_WORK/whisper.dump")
 bsum=$(awk -v m="$ALL.bucket-latency-" -v i="$TCL_INTERVAL" 'index($1, m) == 1 { if (seen[$1]++) s += $2 * i } END { printf "%.0f", s }' "$TCL_WORK/whisper.dump")
 want_b=$((WANT_EST - est_first))
 if [[ $collisions == 0 ]]; then
-	awk -v b="$bsum" -v w="$want_b" 'BEGIN { d = b - w; if (d < 0) d = -d; exit !(d <= w * 0.02 + 1) }' ||
+	awk -v b="$bsum" -v w="$want_b" 'BEGIN { d = b - w; if (d < 0) d = -d; exit !(d <= w * 0.2 + 2) }' ||
 		fail "Graphite buckets carry $bsum connects after the first interval, expected $want_b ($WANT_EST less $est_first in the first interval)"
 	pass "Graphite: the buckets carry $bsum connects after the first interval, the totals $want_b"
 else

@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
 # Notifications: with SYN-ACKs of every other connect held 50 ms and
 # SlowThreshold 0.02, exactly the delayed connects are notified, with the pid,
-# comm, addresses and ports the client itself sees and the latency it
-# measured; failures are notified with their reason; a burst above
-# MaxNotificationsPerSecond yields exactly the limit, the dropped count and one
-# summary, while collectd's other plugins keep running.
+# comm, addresses and ports the client itself sees and the latency the wire
+# shows (never above the client's own clock); failures are notified with their
+# reason; a burst above MaxNotificationsPerSecond yields exactly the limit, the
+# dropped count and one summary, while collectd's other plugins keep running.
 #
 # collectd runs in the client namespace with OwnNetnsOnly true: only the
 # test's own connects count. Notifications are read from two handlers: the
@@ -14,6 +14,8 @@ here=$(cd "$(dirname "$0")" && pwd)
 . "$here/lib/collectd.sh"
 tcl_require_root
 . "$here/lib/netns.sh"
+. "$here/lib/latency.sh"
+tcl_require_tools tcpdump chrt
 
 bed_create || fail "cannot create the test bed"
 tcl_init
@@ -53,19 +55,27 @@ NotifyFailures true
 MaxNotificationsPerSecond 1000"
 
 # --- slow connects: exactly the delayed ones, fields as the client sees them -
-# The client runs at real-time priority: its clock around connect() then
-# includes no scheduling delay of a busy machine (it would otherwise wake up
-# milliseconds after the SYN-ACK now and then).
+# The latency is checked against a capture of the wire on the client's veth
+# (SYN out -> SYN-ACK in), within 2 % or 0.2 ms, and must not exceed the
+# client's own clock around connect(). The client runs at real-time priority,
+# but on a busy 2-core machine it still wakes up milliseconds after the SYN-ACK
+# now and then (a CI run: kernel 50.801 ms, client 53.196 ms), so the client's
+# clock is only the upper bound, the wire the measure.
 run_client() { # ADDR N -> client output file; sets CLIENT_PID
 	bed_spawn client slow chrt -f 10 "$TCL_TEST_BIN/tcpclient" connect -a "$1" -p $PORT -n "$2"
 	CLIENT_PID=$BED_LAST_PID
 	bed_wait_exit "$BED_LAST_PROC" 30 || fail "client did not finish"
 	CLIENT_OUT=$BED_LAST_OUT
 }
+lat_capture_start $PORT
 run_client "$BED_SERVER_V4" 40
 out4=$CLIENT_OUT pid4=$CLIENT_PID
 run_client "$BED_SERVER_V6" 20
 out6=$CLIENT_OUT pid6=$CLIENT_PID
+lat_capture_finish "$(cat "$out4" "$out6" | awk '$1 == "ok"' | wc -l)" "$TCL_WORK/wire.dur"
+WIRE=$TCL_WORK/wire # "NS SRC.PORT DST.PORT" per handshake
+tcpdump -r "$LAT_CAP_PCAP" -n -tt --time-stamp-precision=nano 2>/dev/null |
+	awk -v tuples=1 -f "$LAT_AWK_DIR/pcap_synlat.awk" >"$WIRE" 2>/dev/null
 slow4=$(awk '$1 == "ok" && $2 >= 20000000' "$out4" | wc -l)
 slow6=$(awk '$1 == "ok" && $2 >= 20000000' "$out6" | wc -l)
 fast=$(cat "$out4" "$out6" | awk '$1 == "ok" && $2 < 20000000' | wc -l)
@@ -81,7 +91,7 @@ pass "exactly the $want delayed connects were notified ($fast fast ones were not
 
 # Each notification matches one delayed connect of the client, by local port.
 check_note() { # FILE
-	local f=$1 port line pid comm src dst dport lat arrival when
+	local f=$1 port line pid comm src dst dport lat arrival when wire
 	port=$(sed -n 's/^local_port: //p' "$f")
 	line=$(awk -v p="$port" '$1 == "ok" && $4 == p' "$out4" "$out6")
 	[[ -n "$line" ]] || fail "notification for local port $port matches no client connect"
@@ -102,8 +112,10 @@ check_note() { # FILE
 	# the kernel's interval lies inside connect(): never longer than the client's
 	awk -v a="$lat" -v c="$dur" 'BEGIN { exit !(a <= c / 1e6 + 0.001) }' ||
 		fail "latency $lat ms is longer than the client's own $((dur / 1000)) us"
-	awk -v a="$lat" -v c="$dur" 'BEGIN { c /= 1e6; d = a - c; if (d < 0) d = -d; exit !(d <= 0.02 * c) }' ||
-		fail "latency $lat ms is not within 2% of the client's $((dur / 1000)) us"
+	wire=$(awk -v s="$laddr.$lport" '$2 == s { print $1 }' "$WIRE")
+	[[ $wire =~ ^[0-9]+$ ]] || fail "no single SYN/SYN-ACK pair of $laddr.$lport in the capture ($wire)"
+	lat_close "$(awk -v a="$lat" 'BEGIN { printf "%.6f", a / 1e3 }')" "$wire" ||
+		fail "latency $lat ms is not within 2% or 0.2 ms of the wire's $(lat_ms "$wire") ms (client $((dur / 1000)) us); $(tcl_steal_note)"
 	# prompt: dispatched well under a second after the connect completed
 	arrival=$(head -n 1 "$f")
 	when=$(grep -o 'at [0-9T:.-]*Z' "$f" | head -n 1 | cut -c4- | tr 'T' ' ' | tr -d Z)
@@ -116,7 +128,7 @@ for f in $(grep -l "^TypeInstance: slow" "$NOTES"/n.*); do
 	checked=$((checked + 1))
 done
 ((checked == want)) || fail "checked $checked notifications, expected $want"
-pass "pid, comm, uid, addresses, ports, IP version as the client saw them; latency within 2%; dispatched < 0.5 s after"
+pass "pid, comm, uid, addresses, ports, IP version as the client saw them; latency within 2% of the wire, not above the client's; dispatched < 0.5 s after"
 rm -f "$NOTES"/n.*
 
 # --- failures, with their reasons --------------------------------------------

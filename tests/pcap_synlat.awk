@@ -8,6 +8,8 @@
 # SYN-ACKs were seen.  The first SYN of a tuple starts the clock (as the
 # kernel's SYN_SENT does); a second SYN before the SYN-ACK is a retransmit.
 # A tuple seen again after its SYN-ACK (port reuse) starts a new pair.
+# With -v tuples=1 each line also names the SYN's source and destination
+# ("NS SRC DST", as tcpdump prints them: address.port).
 # On stderr: "pcap: syn=N paired=N retrans=N orphan_synack=N".
 #
 # Timestamps are split into seconds and nanoseconds: a double cannot hold
@@ -38,7 +40,10 @@ $2 == "IP" || $2 == "IP6" {
 	} else if (flags == "[S.],") {
 		k = dst " " src
 		if (k in syn_sec) {
-			printf "%.0f\n", (t[1] - syn_sec[k]) * 1e9 + (t[2] - syn_ns[k])
+			printf "%.0f", (t[1] - syn_sec[k]) * 1e9 + (t[2] - syn_ns[k])
+			if (tuples)
+				printf " %s", k
+			printf "\n"
 			delete syn_sec[k]
 			delete syn_ns[k]
 			npair++

@@ -94,6 +94,7 @@ trap _tcl_on_exit EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
 BASELINE_PID=
+TP_EMPTY_HOOKS=--tracepoint-only # until the "on" arm shows a sock_ops program
 tcl_on_cleanup 'bench_baseline_stop'
 tcl_netns_create # TCL_NS: the load runs here
 BENCH_T0=$(date +%s)
@@ -368,15 +369,25 @@ MaxSeries 1024}"
 bench_tp_run() {
 	local arm=$1 out fifo
 	case $arm in
-	on) bench_collectd_start tp-on 1 "" ;;
+	on)
+		bench_collectd_start tp-on 1 ""
+		# which hooks the plugin uses here: the empty arm loads the same
+		if bench_collectd_progs | awk '$2 == "tcl_sockops" {f = 1} END {exit !f}'; then
+			TP_EMPTY_HOOKS=
+		else
+			TP_EMPTY_HOOKS=--tracepoint-only
+		fi
+		;;
 	off) bench_collectd_start tp-off 0 "" ;;
 	empty)
-		# the same collectd as "off", plus the empty programs on both hooks
+		# the same collectd as "off", plus the empty programs on the hooks
+		# the plugin uses (the first group runs "on" before "empty")
 		bench_collectd_start tp-empty 0 ""
 		fifo="$TCL_WORK/tp-empty.fifo"
 		rm -f "$fifo"
 		mkfifo -m 600 "$fifo"
-		"$BENCH_BIN/baseline" load "$BENCH_BIN/empty.bpf.o" "$(bench_cgroup_root)" \
+		# shellcheck disable=SC2086
+		"$BENCH_BIN/baseline" load "$BENCH_BIN/empty.bpf.o" "$(bench_cgroup_root)" $TP_EMPTY_HOOKS \
 			<"$fifo" >"$TCL_WORK/tp-empty.out" 2>&1 &
 		BASELINE_PID=$!
 		exec 8>"$fifo"
@@ -426,9 +437,9 @@ section_throughput() {
 	R "connects, accepts and closes both ends itself, which on loopback is CPU-bound on one core"
 	R "with no cross-thread wake-ups: the steadiest figure this shared VM gives) in a network"
 	R "namespace, while collectd runs with the plugin (bare \`LoadPlugin tcpconnlat\`: the"
-	R "tracepoint program and the inbound sock_ops program), without it (the same collectd, CSV"
-	R "writer only), or without it but with the empty programs of section 1 on the same hooks"
-	R "(the floor of any BPF design on these hooks). $TP_PAIRS groups of the three runs, the order"
+	R "$( [[ -n ${TP_EMPTY_HOOKS:-} ]] && echo "tracepoint programs; no sock_ops one, InboundRequests being off" || echo "tracepoint programs and the sock_ops one")), without it (the same collectd, CSV"
+	R "writer only), or without it but with the empty programs of section 1 on the hooks the plugin"
+	R "used ($( [[ -n ${TP_EMPTY_HOOKS:-} ]] && echo "inet_sock_set_state only" || echo "inet_sock_set_state and sock_ops"); the floor of any BPF design on them). $TP_PAIRS groups of the three runs, the order"
 	R "rotating; ratios are taken within each group, then the median."
 	R "BPF run-time statistics were $( [[ $stats_on == 0 ]] && echo off || echo "ON (kernel.bpf_stats_enabled=$stats_on, someone else's)") during these runs."
 	R "The CPU ratios use the generator's CPU time per connect (user + system of all its"

@@ -68,10 +68,6 @@ wait_rows "$ALL/total_connections-established" 2
 # Memory: collectd's RSS, and the BPF maps it holds (memlock is what the
 # kernel accounts for each map: all of it for preallocated ones).
 rss_kb() { awk '/^VmRSS:/{print $2}' /proc/"$TCL_COLLECTD_PID"/status; }
-maps_bytes() {
-	awk 'FNR == 1 { m = 0 } /^memlock:/ { m = $2 } /^map_id:/ { s += m } END { print s + 0 }' \
-		/proc/"$TCL_COLLECTD_PID"/fdinfo/* 2>/dev/null
-}
 map_id() { # NAME: the id of collectd's map of that name
 	local id
 	for id in $(grep -hs '^map_id:' /proc/"$TCL_COLLECTD_PID"/fdinfo/* | awk '{print $2}' | sort -u); do
@@ -92,7 +88,7 @@ mib() { bed_client_exec nstat -asz "$1" | awk -v n="$1" '$1 == n { print $2 }'; 
 syn_retrans() { mib TcpExtTCPSynRetrans; }
 
 [[ $(fs_field max_entries) == "$MAXINF" ]] || fail "the first-SYN map has $(fs_field max_entries) entries, expected MaxInflight $MAXINF"
-rss0=$(rss_kb) maps0=$(maps_bytes) fs0=$(fs_field memlock)
+rss0=$(rss_kb) maps0=$(tcl_maps_bytes) fs0=$(fs_field memlock)
 est0=$(v "$ALL/total_connections-established")
 to0=$(v "$ALL/total_connections-timeout")
 rtx0=$(v "$ALL/total_connections-syn_retransmitted")
@@ -122,7 +118,7 @@ ent=$(fs_entries)
 ((ent > 0 && ent <= MAXINF)) || fail "the first-SYN map holds $ent entries while the flood retransmits (MaxInflight $MAXINF)"
 normal "$NB" "$TCL_WORK/normal-b"
 _flood_started || fail "the flood ended before the normal connects did (slow machine?): raise tcp_syn_retries"
-rss1=$(rss_kb) maps1=$(maps_bytes) fs1=$(fs_field memlock)
+rss1=$(rss_kb) maps1=$(tcl_maps_bytes) fs1=$(fs_field memlock)
 note "during: RSS ${rss1} kB, maps $maps1 B, first-SYN map $fs1 B, $ent entries"
 
 # The flood times out (tcp_syn_retries 2).
@@ -210,7 +206,7 @@ done < <(csv_names "$ALL/bucket-latency-")
 pass "no bogus latency: every max within the clients' own ($(lat_ms "$CMAX") ms), none for the flooded port, buckets = the $((N1 + N2)) normal connects"
 
 # --- Memory stayed bounded.
-rss2=$(rss_kb) maps2=$(maps_bytes) fs2=$(fs_field memlock)
+rss2=$(rss_kb) maps2=$(tcl_maps_bytes) fs2=$(fs_field memlock)
 note "after: RSS ${rss2} kB, maps $maps2 B, first-SYN map $fs2 B"
 [[ "$fs0" == "$fs1" && "$fs1" == "$fs2" ]] || fail "the first-SYN map changed size: $fs0 $fs1 $fs2 B"
 # The stats map allocates a slot per used bucket and reason on first use

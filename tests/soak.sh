@@ -59,10 +59,6 @@ base_ref=$(csv_last "$REF")
 
 rss_kb() { awk '/^VmRSS:/{print $2}' /proc/"$TCL_COLLECTD_PID"/status; }
 threads() { awk '/^Threads:/{print $2}' /proc/"$TCL_COLLECTD_PID"/status; }
-maps_bytes() {
-	awk 'FNR == 1 { m = 0 } /^memlock:/ { m = $2 } /^map_id:/ { s += m } END { print s + 0 }' \
-		/proc/"$TCL_COLLECTD_PID"/fdinfo/* 2>/dev/null
-}
 # (the fewest of three looks: the csv writer holds a file only while writing)
 fds() {
 	local i n min=
@@ -99,11 +95,11 @@ SAMPLES=$TCL_WORK/soak.tsv
 echo -e "t\trss_kb\tmaps_bytes\tfds\tthreads" >"$SAMPLES"
 while kill -0 "$LOAD_PID" 2>/dev/null; do
 	collectd_alive || fail "collectd died during the soak"
-	echo -e "$(($(date +%s) - start))\t$(rss_kb)\t$(maps_bytes)\t$(fds)\t$(threads)" >>"$SAMPLES"
+	echo -e "$(($(date +%s) - start))\t$(rss_kb)\t$(tcl_maps_bytes)\t$(fds)\t$(threads)" >>"$SAMPLES"
 	sleep 1
 done
 wait "$LOAD_PID" || fail "the load generator failed"
-echo -e "$(($(date +%s) - start))\t$(rss_kb)\t$(maps_bytes)\t$(fds)\t$(threads)" >>"$SAMPLES"
+echo -e "$(($(date +%s) - start))\t$(rss_kb)\t$(tcl_maps_bytes)\t$(fds)\t$(threads)" >>"$SAMPLES"
 
 # Ground truth from the clients.
 tally() { # FILE -> ok refused other
@@ -142,7 +138,10 @@ for c in stats_dropped series_overflow; do
 done
 pass "dispatched totals = connects made: established $ok ($ok4 IPv4, $ok6 IPv6), refused $refused; nothing dropped"
 
-# Flat after the warm-up.
+# Flat after the warm-up. A sample with a field missing would be read as a
+# shifted row: refuse it by name instead.
+bad=$(awk -F'\t' 'NR > 1 && (NF != 5 || $2 !~ /^[0-9]+$/ || $3 !~ /^[0-9]+$/ || $4 !~ /^[0-9]+$/ || $5 !~ /^[0-9]+$/)' "$SAMPLES" | head -n 1)
+[[ -z "$bad" ]] || fail "a sample of collectd's resources is incomplete: '$bad' (t rss_kb maps_bytes fds threads; $SAMPLES)"
 read -r n rmin rmax mmin mmax fmin fmax tmin tmax < <(awk -v w="$WARMUP" -F'\t' 'NR > 1 && $1 >= w {
 		n++
 		if (n == 1 || $2 < rmin) rmin = $2; if (n == 1 || $2 > rmax) rmax = $2

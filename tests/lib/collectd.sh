@@ -20,6 +20,7 @@
 #                                 CPU the hypervisor took from this VM since
 #                                 the mark (steal in /proc/stat), as a phrase
 #                                 for the message of a timing failure
+#   tcl_maps_bytes                memlock bytes of every BPF map collectd holds
 #
 # Environment from `make check`: TCL_PLUGIN_DIR (the built tcpconnlat.so),
 # TCL_TEST_BIN (test helpers), TCL_SRCDIR.
@@ -328,6 +329,15 @@ tcl_collectd_bpf_ids() {
 	[[ -n "$TCL_COLLECTD_PID" ]] || return 0
 	{ grep -hsE '^(prog_id|map_id|link_id):' /proc/"$TCL_COLLECTD_PID"/fdinfo/* 2>/dev/null || true; } |
 		tr -d '\t ' | sort -u
+}
+
+# Bytes the kernel accounts (memlock) for every BPF map collectd holds. One
+# cat: a descriptor closed between the glob and the read (the CSV writer's)
+# is skipped, where mawk, Debian's awk, would stop at the file it cannot open
+# and print nothing (a soak sample once came out empty so).
+tcl_maps_bytes() {
+	{ cat /proc/"$TCL_COLLECTD_PID"/fdinfo/* 2>/dev/null || true; } |
+		awk '/^pos:/ { m = 0 } /^memlock:/ { m = $2 } /^map_id:/ { s += m } END { print s + 0 }'
 }
 
 # Are any of the objects our collectd held (recorded at start) still alive?

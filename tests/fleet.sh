@@ -70,19 +70,7 @@ be_collectd_start central "$S" "$central"
 wait_until 10 "the central collectd's network listener" be_udp_bound "$S" 25826
 
 # Listeners, and the SYN-ACK delays of ports P_A and P_B.
-for p in $P_FAST $P_A $P_B; do
-	be_spawn "listen-$p" "$S" "$TCL_TEST_BIN/tcpclient" listen -a 0.0.0.0 -p "$p"
-	wait_until 10 "listener on port $p" grep -q '^ready ' "$TCL_WORK/listen-$p.log"
-done
-q=0
-for pd in "$P_A:$DELAY_A" "$P_B:$DELAY_B"; do
-	q=$((q + 1))
-	be_spawn "nfq-$q" "$S" "$TCL_TEST_BIN/nfq_delay" -q "$q" -d "${pd#*:}"
-	wait_until 10 "nfq_delay on queue $q" grep -q '^ready$' "$TCL_WORK/nfq-$q.log"
-	ip netns exec "$S" iptables -w -A OUTPUT -p tcp --sport "${pd%:*}" \
-		--tcp-flags SYN,ACK SYN,ACK -j NFQUEUE --queue-num "$q" --queue-bypass ||
-		fail "iptables NFQUEUE rule in the servers' namespace"
-done
+be_listeners "$S" "$P_FAST" "$P_A:$DELAY_A" "$P_B:$DELAY_B"
 
 # The agents: the plugin, counting only their own namespace, and the network
 # plugin to the central collectd. Nothing else: they make no TCP connect.

@@ -118,19 +118,7 @@ _graphite_up() { [[ $(ip netns exec "$S" curl -s -o /dev/null -w '%{http_code}' 
 _be_wait_server "$BE_PID" graphite-web "graphite-web answering /render" _graphite_up
 
 # Listeners, and the SYN-ACK delays of their ports.
-for p in $P_A $P_B; do
-	be_spawn "listen-$p" "$S" "$TCL_TEST_BIN/tcpclient" listen -a 0.0.0.0 -p "$p"
-	wait_until 10 "listener on port $p" grep -q '^ready ' "$TCL_WORK/listen-$p.log"
-done
-q=0
-for pd in "$P_A:$DELAY_A" "$P_B:$DELAY_B"; do
-	q=$((q + 1))
-	be_spawn "nfq-$q" "$S" "$TCL_TEST_BIN/nfq_delay" -q "$q" -d "${pd#*:}"
-	wait_until 10 "nfq_delay on queue $q" grep -q '^ready$' "$TCL_WORK/nfq-$q.log"
-	ip netns exec "$S" iptables -w -A OUTPUT -p tcp --sport "${pd%:*}" \
-		--tcp-flags SYN,ACK SYN,ACK -j NFQUEUE --queue-num "$q" --queue-bypass ||
-		fail "iptables NFQUEUE rule in the servers' namespace"
-done
+be_listeners "$S" "$P_A:$DELAY_A" "$P_B:$DELAY_B"
 
 # ---------------------------------------------------------------- agents
 

@@ -25,6 +25,11 @@
 #   be_tcp_listening NS PORT / be_udp_bound NS PORT
 #                                  something listens / is bound there (a condition)
 #   be_wait TIMEOUT_S CMD...       poll CMD until true; returns 1 at the deadline
+#   be_listeners NS PORT[:DELAY_MS]...
+#                                  a tcpclient listener on each PORT in NS;
+#                                  SYN-ACKs from a PORT given a DELAY_MS are held
+#                                  that long (nfq_delay, queues 1, 2, ... in the
+#                                  order given; rules in NS's OUTPUT chain)
 #
 #   be_carbon_start NS ADDR PORT   carbon-cache, whisper 1 s retention, line
 #                                  receiver on ADDR:PORT (TCP); sets BE_WHISPER
@@ -223,6 +228,25 @@ be_wait() {
 	until "$@"; do
 		(($(_tcl_now_ms) < deadline)) || return 1
 		sleep 0.05
+	done
+}
+
+be_listeners() {
+	local ns=$1 pd p q=0
+	shift
+	for pd in "$@"; do
+		p=${pd%%:*}
+		be_spawn "listen-$p" "$ns" "$TCL_TEST_BIN/tcpclient" listen -a 0.0.0.0 -p "$p"
+		wait_until 10 "listener on port $p" grep -q '^ready ' "$TCL_WORK/listen-$p.log"
+	done
+	for pd in "$@"; do
+		[[ $pd == *:* ]] || continue
+		q=$((q + 1))
+		be_spawn "nfq-$q" "$ns" "$TCL_TEST_BIN/nfq_delay" -q "$q" -d "${pd#*:}"
+		wait_until 10 "nfq_delay on queue $q" grep -q '^ready$' "$TCL_WORK/nfq-$q.log"
+		ip netns exec "$ns" iptables -w -A OUTPUT -p tcp --sport "${pd%%:*}" \
+			--tcp-flags SYN,ACK SYN,ACK -j NFQUEUE --queue-num "$q" --queue-bypass ||
+			fail "iptables NFQUEUE rule in namespace $ns"
 	done
 }
 

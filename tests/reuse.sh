@@ -4,14 +4,14 @@
 # at once (the kernel hands a freed socket's memory to the next one), while
 # half of them are filtered out at their outcome (Process) and, in the second
 # run, the start records that carry the process are evicted all the time
-# (MaxInflight 16 against 64 connects in flight). The ground truth is the
+# (MaxInflight 16 against 64 connects held in flight). The ground truth is the
 # clients' own clock: the plugin's longest latency must not exceed the
 # longest connect() the wanted client timed (plus the histogram's 1/32), and
 # every count must be what the clients made.
 #   run 1: tp_btf, the default table of start records: exact counts;
-#   run 2: the classic tracepoint, a table of 16 slots for 64 connects in
-#          flight: records go missing (self/derive-no_start) but never lend a
-#          connect another one's start.
+#   run 2: the classic tracepoint, a table of 16 slots while 64 more
+#          connects are held in SYN-SENT: records go missing
+#          (self/derive-no_start) but never lend a connect another one's start.
 set -euo pipefail
 . "$(dirname "$0")/lib/collectd.sh"
 
@@ -65,7 +65,7 @@ settle() { # FILE
 	wait_rows "$1" $((rows + 2))
 }
 
-run() { # LABEL CONFIG
+run() { # LABEL CONFIG [CMD, run before the traffic]
 	rm -rf "$TCL_WORK/csv"
 	# ip netns exec mounts a /sys of its own: tracefs is mounted in there
 	# (privately) for the classic tracepoint.
@@ -75,6 +75,7 @@ Process \"tclreuse-a\"
 $2" "" ip netns exec "$TCL_NS" sh -c \
 		'mountpoint -q /sys/kernel/tracing || mount -t tracefs nodev /sys/kernel/tracing; exec "$@"' sh
 	wait_rows tcpconnlat-self/derive-filtered 1
+	[[ -z "${3:-}" ]] || "$3"
 	traffic
 }
 
@@ -94,8 +95,25 @@ collectd_stop
 pass "tp_btf, 16384 start slots: client a's $N connects and $K refusals exactly, client b's $((N + K)) filtered; $MAX_LINE"
 
 # ------------------------------------------ 2: a table far too small
+# A loopback connect is in flight only while its own connect() runs, so the
+# clients alone overflow 16 slots only when a full accept queue drops SYNs
+# (a fresh-clone run once saw no record go missing). H connects held in
+# SYN-SENT meanwhile (their SYNs dropped; the client gives up after 5 s)
+# overflow the table whatever the scheduler does: at least H - 16 of their
+# records are evicted by the others, and their outcomes come without one.
+DROP=9 H=64
+in_ns iptables -w -A INPUT -p tcp --dport $DROP --syn -j DROP || fail "cannot drop SYNs to port $DROP"
+_held() { (($(in_ns ss -Htn state syn-sent "( dport = :$DROP )" | wc -l) >= H)); }
+hold() {
+	tcl_spawn ip netns exec "$TCL_NS" "$TCL_TEST_BIN/tcpclient" connect -a 127.0.0.1 -p $DROP \
+		-n $H -c $H -t 5000 --comm tclreuse-h -q 2>"$TCL_WORK/h.err"
+	HOLD_PID=${_TCL_PIDS[-1]}
+	wait_until 10 "$H connects held in SYN-SENT" _held
+}
 run "tracepoint" 'AttachMode "tracepoint"
-MaxInflight 16'
+MaxInflight 16' hold
+wait "$HOLD_PID" || fail "the held connects' client failed: $(cat "$TCL_WORK/h.err")"
+grep -q "^summary ok=0 refused=0 timeout=$H " "$TCL_WORK/h.err" || fail "held connects: $(cat "$TCL_WORK/h.err")"
 grep -q "kept from connect() to its outcome in a table of 16 slots" "$TCL_WORK/collectd.log" ||
 	fail "tracepoint: no table of 16 start slots: $(grep 'tcpconnlat plugin' "$TCL_WORK/collectd.log" | tail -n 3)"
 settle tcpconnlat-self/derive-no_start
@@ -103,11 +121,11 @@ est=$(csv_last "$A/total_connections-established" 2>/dev/null || echo 0)
 nostart=$(csv_last tcpconnlat-self/derive-no_start)
 filtered=$(csv_last tcpconnlat-self/derive-filtered)
 refused=$(csv_last "$A/total_connections-refused" 2>/dev/null || echo 0)
-((nostart > 0)) || fail "tracepoint: no start record went missing: the table was not too small, the case is not exercised"
-# Every outcome is counted once: kept for a, or filtered (b's, and a's
-# whose record was evicted, which have no process to match).
-((est + refused + filtered == 2 * (N + K))) ||
-	fail "tracepoint: established $est + refused $refused + filtered $filtered != the $((2 * (N + K))) connects made"
+((nostart >= H - 16)) || fail "tracepoint: $nostart outcomes without a start record, expected at least $((H - 16)) of the $H held connects"
+# Every outcome is counted once: kept for a, or filtered (b's, the held
+# ones, and a's whose record was evicted, which have no process to match).
+((est + refused + filtered == 2 * (N + K) + H)) ||
+	fail "tracepoint: established $est + refused $refused + filtered $filtered != the $((2 * (N + K) + H)) connects made"
 ((est <= N && est >= N - nostart)) || fail "tracepoint: established $est, expected $N less at most the $nostart without a record"
 check_max "tracepoint"
 collectd_stop

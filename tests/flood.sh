@@ -133,9 +133,14 @@ _settled() {
 }
 # what the kernel says of the client namespace, for a failure's message:
 # every SYN_SENT -> CLOSE counts in TcpAttemptFails, every connect that gave
-# up in TcpExtTCPAbortOnTimeout
+# up in TcpExtTCPAbortOnTimeout; and the plugin's other reasons (were missing
+# timeouts counted under another one, or not seen at all?)
 kernel_says() {
-	echo "the client namespace's kernel: TcpAttemptFails +$(($(mib TcpAttemptFails) - af0)), TcpExtTCPAbortOnTimeout +$(($(mib TcpExtTCPAbortOnTimeout) - ab0)); self/derive-recursion_misses $(v "$SELF/derive-recursion_misses")"
+	local r others=
+	for r in refused unreachable aborted other local; do
+		others+=" $r $(v "$ALL/total_connections-$r")"
+	done
+	echo "the client namespace's kernel: TcpAttemptFails +$(($(mib TcpAttemptFails) - af0)), TcpExtTCPAbortOnTimeout +$(($(mib TcpExtTCPAbortOnTimeout) - ab0)); self/derive-recursion_misses $(v "$SELF/derive-recursion_misses"); the plugin's other reasons:$others; $(tcl_steal_note)"
 }
 _TCL_WAIT_LAST='echo "established +$(d_ "$ALL/total_connections-established" "$est0") timeout +$(d_ "$ALL/total_connections-timeout" "$to0"); $(kernel_says)"'
 wait_until 15 "established +$N1, timeout +$F" _settled
